@@ -1,0 +1,238 @@
+"""One indexing run: scan sources, reconcile with the catalog, embed what is new or changed,
+store vectors durably, then the catalog rows, then the FAISS index.
+
+Write order per batch (crash safety): vector segment (fsync) -> catalog rows `embedded`
+(commit) -> FAISS in memory; the FAISS file is saved atomically every `save_every` seconds and
+at the end. A run killed at any instant is finished by running the same command again: rows
+still `pending` are embedded, and a FAISS file older than the catalog is rebuilt from the
+vector store before anything else happens.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.decode_worker import decode_batches
+from indexer.sources import FoundFile, iter_file_list, iter_image_files
+from search.catalog import Catalog, CollectionInfo
+from search.collection_store import CollectionStore
+from search.errors import InputError, ModelMismatchError
+from search.models import Encoder, load_encoder
+from search.models.model_spec import parse_encoder_spec
+from search.paths import encode_path, path_key
+from search.settings import Settings
+
+__all__ = ["IndexReport", "ProgressCallback", "index_paths"]
+
+ProgressCallback = Callable[[int, int], None]  # (done, total) images to embed
+
+
+@dataclass
+class IndexReport:
+    """What one run did. `seen` = `indexed` + `unchanged` + `failed` (files found this run)."""
+
+    collection: str
+    seen: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+    failure_reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rate(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "seen": self.seen,
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "removed": self.removed,
+            "seconds": round(self.seconds, 3),
+            "rate": round(self.rate, 2),
+            "cancelled": self.cancelled,
+            "failure_reasons": dict(self.failure_reasons.most_common()),
+        }
+
+
+def _reason_kind(reason: str) -> str:
+    """Group failure reasons for the summary: the text before the first colon."""
+    return reason.split(":", 1)[0]
+
+
+def _open_collection(
+    settings: Settings, catalog: Catalog, name: str, model_spec: str | None
+) -> tuple[CollectionInfo, Encoder | None]:
+    collection = catalog.get_collection(name)
+    if collection is None:
+        spec = model_spec or settings.model
+        encoder = load_encoder(spec, settings.device)
+        return catalog.create_collection(name, model_spec=spec, model_id=encoder.model_id, dim=encoder.dim), encoder
+    if model_spec is not None:
+        wanted = parse_encoder_spec(model_spec).model_id
+        if wanted != collection.model_id:
+            raise ModelMismatchError(
+                f"Collection {name!r} was indexed with {collection.model_id}; --model {model_spec} is "
+                f"{wanted}. Mixing encoders would make scores meaningless: index into another "
+                "collection (--collection NEW_NAME) or drop --model to use the collection's own."
+            )
+    return collection, None
+
+
+def _encoder_for(settings: Settings, collection: CollectionInfo) -> Encoder:
+    encoder = load_encoder(collection.model_spec, settings.device)
+    if encoder.model_id != collection.model_id:
+        raise ModelMismatchError(
+            f"Collection {collection.name!r} was indexed with {collection.model_id}, but its model spec "
+            f"{collection.model_spec!r} now loads {encoder.model_id} (the weights changed). Index into a "
+            "new collection to use the new weights."
+        )
+    return encoder
+
+
+def _scan(paths: Iterable[Path], from_list: Path | None, follow_symlinks: bool) -> Iterator[FoundFile]:
+    for path in paths:
+        yield from iter_image_files(path, follow_symlinks=follow_symlinks)
+    if from_list is not None:
+        yield from iter_file_list(from_list)
+
+
+def index_paths(
+    settings: Settings,
+    catalog: Catalog,
+    paths: Iterable[Path],
+    *,
+    collection: str = "default",
+    model_spec: str | None = None,
+    from_list: Path | None = None,
+    prune: bool = True,
+    follow_symlinks: bool = False,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    save_every: float = 60.0,
+) -> IndexReport:
+    """Index image files under `paths` into `collection`; see the module docstring."""
+    started = time.monotonic()
+    roots = [Path(os.path.abspath(p)) for p in paths]
+    for root in roots:
+        if not root.exists():
+            raise InputError(f"{root} does not exist. Give folders or image files to index.")
+    info, encoder = _open_collection(settings, catalog, collection, model_spec)
+    report = IndexReport(collection=info.name)
+    store = CollectionStore(settings, catalog, info)
+    with store.writer_lock():
+        store.vectors.remove_temp_files()
+        index = store.load_index()
+        stale = not store.index_is_current(index)
+        index, orphans = store.sync_index(index, full=stale)
+        if orphans:
+            catalog.mark_changed([(image_id, -1, -1.0) for image_id in orphans])
+        if stale or orphans:
+            store.save_index(index)
+
+        known = catalog.image_states(info.id)
+        seen_keys: set[str] = set()
+        new_items: list[dict[str, Any]] = []
+        changed: list[tuple[int, int, float]] = []
+        for found in _scan(roots, from_list, follow_symlinks):
+            stored = encode_path(found.path)
+            key = path_key(stored)
+            if key in seen_keys:
+                continue
+            seen_keys.add(key)
+            report.seen += 1
+            row = known.get(key)
+            if row is None:
+                new_items.append({"path": stored, "path_key": key, "size": found.size, "mtime": found.mtime})
+            elif row[1] != found.size or row[2] != found.mtime:
+                changed.append((row[0], found.size, found.mtime))
+            elif row[3] != "pending":
+                report.unchanged += 1
+        for start in range(0, len(new_items), 1000):
+            catalog.add_pending_images(info.id, new_items[start : start + 1000])
+        catalog.mark_changed(changed)
+
+        if prune:
+            gone = _vanished(known, seen_keys, [r for r in roots if r.is_dir()])
+            if gone:
+                catalog.delete_images(gone)
+                index.remove(np.asarray(gone, dtype=np.int64))
+                report.removed = len(gone)
+
+        pending = catalog.pending_images(info.id, seen_keys)
+        if pending:
+            encoder = encoder or _encoder_for(settings, info)
+            _embed(settings, catalog, store, index, encoder, pending, report, progress, should_stop, save_every)
+        if pending or report.removed:
+            store.save_index(index)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _vanished(known: dict[str, tuple[int, int, float, str, str]], seen: set[str], roots: list[Path]) -> list[int]:
+    """Ids of catalog rows under one of `roots` whose file was not found by this scan."""
+    prefixes = tuple(encode_path(root).rstrip("/") + "/" for root in roots)
+    if not prefixes:
+        return []
+    return [row[0] for key, row in known.items() if key not in seen and row[4].startswith(prefixes)]
+
+
+def _embed(
+    settings: Settings,
+    catalog: Catalog,
+    store: CollectionStore,
+    index: Any,
+    encoder: Encoder,
+    pending: list[tuple[int, str]],
+    report: IndexReport,
+    progress: ProgressCallback | None,
+    should_stop: Callable[[], bool] | None,
+    save_every: float,
+) -> None:
+    workers = settings.workers if settings.workers is not None else min(os.cpu_count() or 1, 8)
+    cuda = getattr(encoder, "device", "cpu").startswith("cuda")
+    batches = decode_batches(
+        pending,
+        encoder.preprocess,
+        batch_size=settings.batch_size,
+        workers=workers,
+        draft_size=encoder.image_size,
+        pin_memory=cuda,
+    )
+    done = 0
+    last_save = time.monotonic()
+    if progress:
+        progress(0, len(pending))
+    for batch in batches:
+        ids = np.asarray([item["id"] for item in batch.ok], dtype=np.int64)
+        if batch.pixels is not None:
+            vectors = encoder.encode_preprocessed(batch.pixels)
+            store.vectors.append(ids, vectors)  # durable before the catalog says `embedded`
+        catalog.finish_batch(batch.ok, batch.failed)
+        if batch.pixels is not None:
+            index.add(ids, vectors)
+        report.indexed += len(batch.ok)
+        report.failed += len(batch.failed)
+        report.failure_reasons.update(_reason_kind(reason) for _, reason in batch.failed)
+        done += len(batch.ok) + len(batch.failed)
+        if progress:
+            progress(done, len(pending))
+        if time.monotonic() - last_save > save_every:
+            store.save_index(index)
+            last_save = time.monotonic()
+        if should_stop is not None and should_stop():
+            report.cancelled = True
+            break

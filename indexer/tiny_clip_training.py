@@ -1,0 +1,323 @@
+"""Train a tiny open_clip CLIP on the synthetic world, on the CPU, in about a minute or two.
+
+Tests and benchmarks need a CLIP whose text->image retrieval is *meaningful* (a query for "two
+small red stars" should find them), yet no machine that builds pixseek can download weights.
+This module trains one from scratch on :mod:`indexer.synthetic_world` and saves it in the form
+every other part of pixseek already loads: an open_clip ``local-dir:`` folder holding
+``open_clip_config.json`` (``model_cfg`` + ``preprocess_cfg``) and
+``open_clip_model.safetensors``. The text side uses open_clip's standard BPE
+``SimpleTokenizer``, so queries are tokenised exactly as for a real CLIP.
+
+The architecture is the JSON file ``search/models/model_configs/pixseek-tiny-world.json``
+(open_clip's model-config format); the trainer registers it with ``open_clip.add_model_config``
+and copies it into the saved folder, so loading the result needs no registration.
+
+Training is seeded and runs a fixed number of epochs (not "as many as fit in N seconds"), so the
+same seed gives the same model, and its retrieval quality, on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import save_file
+
+from indexer.synthetic_world import WORLD_VERSION, generate_world
+
+__all__ = [
+    "MODEL_CONFIG_PATH",
+    "MODEL_NAME",
+    "TRAINER_VERSION",
+    "TrainingReport",
+    "ensure_world_and_model",
+    "register_model_config",
+    "train_tiny_clip",
+]
+
+TRAINER_VERSION = 1
+"""Bump whenever a change here (or in the model config) changes the trained weights."""
+
+MODEL_NAME = "pixseek-tiny-world"
+MODEL_CONFIG_PATH = Path(__file__).resolve().parents[1] / "search" / "models" / "model_configs" / f"{MODEL_NAME}.json"
+
+DEFAULT_EPOCHS = 8
+BATCH_SIZE = 128
+CAPTIONS_PER_STEP = 3
+LEARNING_RATE = 2e-3
+WEIGHT_DECAY = 0.1
+WARMUP_FRACTION = 0.05
+MAX_LOGIT_SCALE = math.log(100.0)
+CHECKPOINT_NAME = "open_clip_model.safetensors"
+CONFIG_NAME = "open_clip_config.json"
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """What a training run did: how long, how far, and where the loss ended."""
+
+    model_dir: Path
+    seconds: float
+    steps: int
+    epochs: int
+    final_loss: float
+    stopped_early: bool  # True when ``max_seconds`` cut the run short
+
+
+def register_model_config() -> str:
+    """Make ``pixseek-tiny-world`` known to open_clip by name; return that name.
+
+    Safe to call repeatedly: the file is added to open_clip's search path only once.
+    """
+    if not MODEL_CONFIG_PATH.is_file():
+        raise FileNotFoundError(
+            f"Model config {MODEL_CONFIG_PATH} is missing; it ships with pixseek, so reinstall "
+            "the package or restore the file from version control."
+        )
+    if MODEL_NAME not in open_clip.list_models():
+        open_clip.add_model_config(MODEL_CONFIG_PATH)
+    return MODEL_NAME
+
+
+def _default_threads() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))  # more threads than this only adds overhead on such small tensors
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _read_pairs(jsonl_path: Path) -> tuple[list[Path], list[list[str]]]:
+    """Images (absolute paths, in first-seen order) and the captions of each, from a jsonl file."""
+    if not jsonl_path.is_file():
+        raise FileNotFoundError(
+            f"Training captions {jsonl_path} not found; build the world first with "
+            "indexer.synthetic_world.generate_world."
+        )
+    captions_by_image: dict[str, list[str]] = {}
+    for line_number, line in enumerate(jsonl_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            captions_by_image.setdefault(record["image"], []).append(record["caption"])
+        except (json.JSONDecodeError, KeyError) as error:
+            raise ValueError(
+                f"{jsonl_path}:{line_number} is not a {{\"image\": ..., \"caption\": ...}} line ({error})."
+            ) from error
+    images = [jsonl_path.parent / name for name in captions_by_image]
+    return images, list(captions_by_image.values())
+
+
+def _tokenize_all(tokenizer: Any, captions: list[list[str]], context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All captions as one token tensor, plus per-image (start, count) offsets into it."""
+    flat = [caption for per_image in captions for caption in per_image]
+    tokens = tokenizer(flat)
+    truncated = [caption for caption, row in zip(flat, tokens) if int(row[-1]) != 0]
+    if truncated:
+        raise ValueError(
+            f"{len(truncated)} captions do not fit the model's context_length={context_length} "
+            f"(first: {truncated[0]!r}); raise text_cfg.context_length in {MODEL_CONFIG_PATH.name}."
+        )
+    counts = torch.tensor([len(per_image) for per_image in captions])
+    starts = torch.cumsum(counts, 0) - counts
+    return tokens, torch.stack([starts, counts], dim=1)
+
+
+def _parameter_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
+    """open_clip's convention: no weight decay on gains, biases, norms and the logit scale."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        exclude = parameter.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name
+        (no_decay if exclude else decay).append(parameter)
+    return [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _learning_rate(step: int, total_steps: int) -> float:
+    warmup = max(1, int(total_steps * WARMUP_FRACTION))
+    if step < warmup:
+        return LEARNING_RATE * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _batch_loss(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    starts: torch.Tensor,
+    counts: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Symmetric CLIP loss, once per caption slot: every image is paired with up to
+    ``CAPTIONS_PER_STEP`` of its captions in turn, so one (costly) image forward pass teaches
+    several paraphrases."""
+    offset = (torch.rand(len(images), generator=generator) * counts).long()
+    slots = [(offset + k) % counts for k in range(CAPTIONS_PER_STEP)]
+    text_tokens = torch.cat([tokens[starts + slot] for slot in slots])
+    image_features, text_features, logit_scale = model(images, text_tokens)[:3]
+    labels = torch.arange(len(images))
+    loss = image_features.new_zeros(())
+    for k, text_slot in enumerate(text_features.split(len(images))):
+        logits = logit_scale * image_features @ text_slot.T
+        loss = loss + (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    return loss / CAPTIONS_PER_STEP
+
+
+def _save_model_dir(model: torch.nn.Module, model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any], out_dir: Path, provenance: dict[str, Any]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().contiguous().clone() for name, tensor in model.state_dict().items()}
+    save_file(state, str(out_dir / CHECKPOINT_NAME))
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg, "pixseek": provenance}
+    (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def train_tiny_clip(
+    world_dir: Path,
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    max_seconds: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingReport:
+    """Train contrastively on ``world_dir/train.jsonl`` and save a ``local-dir:`` model to ``out_dir``.
+
+    Each step takes a batch of distinct images with one of their captions each (so no batch holds
+    two copies of one image as false negatives). Images go through the model's own evaluation
+    transform, the one ``create_model_and_transforms("local-dir:...")`` returns, so training and
+    search see identical pixels. ``max_seconds`` is a safety cap, not a schedule: hitting it
+    makes the result depend on machine speed and is flagged in the report.
+    """
+    world_dir, out_dir = Path(world_dir), Path(out_dir)
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs}; train for at least one epoch.")
+    say = progress or (lambda message: None)
+    started = time.monotonic()
+    name = register_model_config()
+    model_cfg = json.loads(MODEL_CONFIG_PATH.read_text(encoding="utf-8"))
+
+    with _torch_threads(_default_threads()), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(name)
+        tokenizer = open_clip.get_tokenizer(name)
+        preprocess_cfg = dict(model.visual.preprocess_cfg)  # type: ignore[union-attr]
+        context_length = int(model_cfg["text_cfg"]["context_length"])
+
+        image_paths, captions = _read_pairs(world_dir / "train.jsonl")
+        say(f"preparing {len(image_paths)} training images")
+        images = torch.stack([preprocess(Image.open(path).convert("RGB")) for path in image_paths])
+        tokens, caption_offsets = _tokenize_all(tokenizer, captions, context_length)
+
+        batch_size = min(BATCH_SIZE, len(image_paths))
+        steps_per_epoch = len(image_paths) // batch_size
+        total_steps = steps_per_epoch * epochs
+        optimizer = torch.optim.AdamW(_parameter_groups(model), lr=LEARNING_RATE, betas=(0.9, 0.98), eps=1e-6)
+        generator = torch.Generator().manual_seed(seed)
+        model.train()
+        step, loss_value, stopped_early = 0, float("nan"), False
+        for epoch in range(epochs):
+            order = torch.randperm(len(image_paths), generator=generator)
+            for batch_start in range(0, steps_per_epoch * batch_size, batch_size):
+                if max_seconds is not None and time.monotonic() - started > max_seconds:
+                    stopped_early = True
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = _learning_rate(step, total_steps)
+                index = order[batch_start : batch_start + batch_size]
+                starts, counts = caption_offsets[index, 0], caption_offsets[index, 1]
+                loss = _batch_loss(model, images[index], tokens, starts, counts, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+                step += 1
+                loss_value = float(loss.detach())
+            if stopped_early:
+                say(f"stopped after {step} steps: max_seconds={max_seconds} reached")
+                break
+            say(f"epoch {epoch + 1}/{epochs}: loss {loss_value:.3f} after {time.monotonic() - started:.0f} s")
+
+        model.eval()
+        seconds = time.monotonic() - started
+        provenance = {
+            "trainer_version": TRAINER_VERSION,
+            "world_version": WORLD_VERSION,
+            "seed": seed,
+            "epochs": epochs,
+            "steps": step,
+            "final_loss": loss_value,
+            "seconds": round(seconds, 1),
+            "stopped_early": stopped_early,
+        }
+        _save_model_dir(model, model_cfg, preprocess_cfg, out_dir, provenance)
+    return TrainingReport(
+        model_dir=out_dir, seconds=seconds, steps=step, epochs=epochs, final_loss=loss_value, stopped_early=stopped_early
+    )
+
+
+def _build_atomically(target: Path, build: Callable[[Path], object]) -> None:
+    """Build into a temporary sibling folder, then rename it to ``target`` in one step.
+
+    A killed run leaves only a hidden ``.tmp-*`` folder, never a ``target`` that looks complete.
+    If another process finished ``target`` first, its copy wins and ours is discarded.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    try:
+        build(temporary)
+        try:
+            temporary.rename(target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def ensure_world_and_model(
+    cache_dir: Path, *, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> tuple[Path, Path]:
+    """The synthetic world and the tiny CLIP trained on it, built once per versions and seed.
+
+    Both live under ``cache_dir / "world-v{WORLD_VERSION}-trainer-v{TRAINER_VERSION}-seed{seed}"``
+    as ``world/`` and ``model/``; each appears only when complete, so a present folder is reused
+    without checks. Returns ``(world_dir, model_dir)``; load the model with
+    ``open_clip.create_model_and_transforms("local-dir:" + str(model_dir))``.
+    """
+    root = Path(cache_dir) / f"world-v{WORLD_VERSION}-trainer-v{TRAINER_VERSION}-seed{seed}"
+    world_dir, model_dir = root / "world", root / "model"
+    say = progress or (lambda message: None)
+    if not world_dir.is_dir():
+        say(f"drawing the synthetic world into {world_dir}")
+        _build_atomically(world_dir, lambda folder: generate_world(folder, seed=seed))
+    if not model_dir.is_dir():
+        say(f"training the tiny CLIP into {model_dir}")
+        _build_atomically(model_dir, lambda folder: train_tiny_clip(world_dir, folder, seed=seed, progress=progress))
+    return world_dir, model_dir

@@ -1,0 +1,1 @@
+"""Alembic environment and revisions: the schema history of the catalog."""

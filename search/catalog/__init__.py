@@ -1,0 +1,16 @@
+"""The SQL catalog: collections, images, index builds and jobs (SQLAlchemy 2, Alembic)."""
+
+from __future__ import annotations
+
+from search.catalog.catalog import Catalog, CollectionInfo, ImageRecord, open_catalog
+from search.catalog.migrate import current_revision, head_revision, upgrade_database
+
+__all__ = [
+    "Catalog",
+    "CollectionInfo",
+    "ImageRecord",
+    "current_revision",
+    "head_revision",
+    "open_catalog",
+    "upgrade_database",
+]

@@ -1,0 +1,359 @@
+"""Opening the catalog and the queries the rest of pixseek runs against it.
+
+One `Catalog` wraps one SQLAlchemy engine. SQLite runs in WAL mode with a busy timeout so that
+searches keep reading while an indexer writes; PostgreSQL needs nothing special. Every method
+opens its own short transaction, so a crash between two calls leaves the catalog consistent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from search.catalog.migrate import current_revision, head_revision, upgrade_database
+from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
+from search.errors import CatalogError, NotFoundError, SchemaOutOfDateError
+from search.paths import display_path
+
+__all__ = ["Catalog", "CollectionInfo", "ImageRecord", "open_catalog", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    id: int
+    name: str
+    model_spec: str
+    model_id: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One catalog row as the search layer hands it out (no ORM object escapes a session)."""
+
+    id: int
+    collection_id: int
+    path: str
+    content_hash: str | None
+    size: int
+    mtime: float
+    width: int | None
+    height: int | None
+    status: str
+    error: str | None
+    caption: str | None
+    caption_model: str | None
+    tags: list[Any] | None
+
+    @property
+    def display_path(self) -> str:
+        return display_path(self.path)
+
+    @classmethod
+    def from_row(cls, row: Image) -> ImageRecord:
+        return cls(
+            id=row.id,
+            collection_id=row.collection_id,
+            path=row.path,
+            content_hash=row.content_hash,
+            size=row.size,
+            mtime=row.mtime,
+            width=row.width,
+            height=row.height,
+            status=row.status,
+            error=row.error,
+            caption=row.caption,
+            caption_model=row.caption_model,
+            tags=row.tags,
+        )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg2", "default"):
+        # psycopg 3 is the driver we install; plain postgresql:// URLs should just work.
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+class Catalog:
+    """Queries over the catalog tables. Build with `open_catalog`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- collections -------------------------------------------------------------------------
+
+    def get_collection(self, name: str) -> CollectionInfo | None:
+        with self.session() as s:
+            row = s.scalar(select(Collection).where(Collection.name == name))
+            return _collection_info(row) if row else None
+
+    def require_collection(self, name: str) -> CollectionInfo:
+        info = self.get_collection(name)
+        if info is None:
+            known = ", ".join(c.name for c in self.list_collections()) or "none yet"
+            raise NotFoundError(
+                f"No collection named {name!r} (known: {known}). Index a folder into it first: "
+                f"pixseek index PATH --collection {name}"
+            )
+        return info
+
+    def collection_by_id(self, collection_id: int) -> CollectionInfo:
+        with self.session() as s:
+            row = s.get(Collection, collection_id)
+            if row is None:
+                raise NotFoundError(f"No collection with id {collection_id}.")
+            return _collection_info(row)
+
+    def list_collections(self) -> list[CollectionInfo]:
+        with self.session() as s:
+            return [_collection_info(r) for r in s.scalars(select(Collection).order_by(Collection.id))]
+
+    def create_collection(self, name: str, *, model_spec: str, model_id: str, dim: int) -> CollectionInfo:
+        with self.session() as s:
+            row = Collection(name=name, model_spec=model_spec, model_id=model_id, dim=dim, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            return _collection_info(row)
+
+    # -- images ------------------------------------------------------------------------------
+
+    def image_states(self, collection_id: int) -> dict[str, tuple[int, int, float, str, str]]:
+        """path_key -> (id, size, mtime, status, path) for every image of a collection."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Image.path_key, Image.id, Image.size, Image.mtime, Image.status, Image.path).where(
+                    Image.collection_id == collection_id
+                )
+            )
+            return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def add_pending_images(self, collection_id: int, items: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert rows in state `pending`; returns their ids in input order."""
+        if not items:
+            return []
+        now = utcnow()
+        rows = [
+            Image(
+                collection_id=collection_id,
+                path=item["path"],
+                path_key=item["path_key"],
+                size=item["size"],
+                mtime=item["mtime"],
+                status=ImageStatus.PENDING,
+                created_at=now,
+                updated_at=now,
+            )
+            for item in items
+        ]
+        with self.session() as s:
+            s.add_all(rows)
+            s.flush()
+            return [r.id for r in rows]
+
+    def mark_changed(self, updates: Sequence[tuple[int, int, float]]) -> None:
+        """Files whose size or mtime changed: back to `pending` so they are embedded again."""
+        if not updates:
+            return
+        now = utcnow()
+        with self.session() as s:
+            for image_id, size, mtime in updates:
+                s.execute(
+                    update(Image)
+                    .where(Image.id == image_id)
+                    .values(size=size, mtime=mtime, status=ImageStatus.PENDING, error=None, updated_at=now)
+                )
+
+    def pending_images(self, collection_id: int, path_keys: set[str] | None = None) -> list[tuple[int, str]]:
+        """(id, path) of rows still waiting for a vector, in id order."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Image.id, Image.path, Image.path_key)
+                .where(Image.collection_id == collection_id, Image.status == ImageStatus.PENDING)
+                .order_by(Image.id)
+            )
+            return [(r[0], r[1]) for r in rows if path_keys is None or r[2] in path_keys]
+
+    def finish_batch(
+        self,
+        embedded: Sequence[dict[str, Any]],
+        failed: Sequence[tuple[int, str]],
+    ) -> None:
+        """Record one batch: `embedded` rows (id, width, height, content_hash) whose vectors are
+        already durable, and `failed` rows (id, reason). One transaction for the whole batch."""
+        now = utcnow()
+        with self.session() as s:
+            for item in embedded:
+                s.execute(
+                    update(Image)
+                    .where(Image.id == item["id"])
+                    .values(
+                        status=ImageStatus.EMBEDDED,
+                        error=None,
+                        width=item.get("width"),
+                        height=item.get("height"),
+                        content_hash=item.get("content_hash"),
+                        updated_at=now,
+                    )
+                )
+            for image_id, reason in failed:
+                s.execute(
+                    update(Image)
+                    .where(Image.id == image_id)
+                    .values(status=ImageStatus.FAILED, error=reason, updated_at=now)
+                )
+
+    def delete_images(self, ids: Iterable[int]) -> int:
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        with self.session() as s:
+            total = 0
+            for start in range(0, len(id_list), 500):
+                chunk = id_list[start : start + 500]
+                total += s.execute(delete(Image).where(Image.id.in_(chunk))).rowcount or 0
+            return total
+
+    def embedded_ids(self, collection_id: int) -> list[int]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Image.id).where(
+                        Image.collection_id == collection_id, Image.status == ImageStatus.EMBEDDED
+                    )
+                )
+            )
+
+    def get_image(self, image_id: int) -> ImageRecord:
+        with self.session() as s:
+            row = s.get(Image, image_id)
+            if row is None:
+                raise NotFoundError(f"No image with id {image_id} in the catalog.")
+            return ImageRecord.from_row(row)
+
+    def get_images(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
+        if not ids:
+            return {}
+        out: dict[int, ImageRecord] = {}
+        with self.session() as s:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                for row in s.scalars(select(Image).where(Image.id.in_(chunk))):
+                    out[row.id] = ImageRecord.from_row(row)
+        return out
+
+    def failures(self, collection_id: int) -> list[tuple[str, str]]:
+        with self.session() as s:
+            rows = s.execute(
+                select(Image.path, Image.error).where(
+                    Image.collection_id == collection_id, Image.status == ImageStatus.FAILED
+                )
+            )
+            return [(r[0], r[1] or "") for r in rows]
+
+    def count_by_status(self, collection_id: int | None = None) -> dict[str, int]:
+        with self.session() as s:
+            query = select(Image.status, func.count()).group_by(Image.status)
+            if collection_id is not None:
+                query = query.where(Image.collection_id == collection_id)
+            return {status: count for status, count in s.execute(query)}
+
+    # -- index builds ------------------------------------------------------------------------
+
+    def index_build(self, collection_id: int) -> IndexBuild | None:
+        with self.session() as s:
+            return s.scalar(select(IndexBuild).where(IndexBuild.collection_id == collection_id))
+
+    def record_index_build(
+        self, collection_id: int, *, model_id: str, dim: int, factory: str, count: int, generation: int
+    ) -> None:
+        with self.session() as s:
+            row = s.scalar(select(IndexBuild).where(IndexBuild.collection_id == collection_id))
+            if row is None:
+                row = IndexBuild(collection_id=collection_id)
+                s.add(row)
+            row.model_id, row.dim, row.factory = model_id, dim, factory
+            row.count, row.generation, row.updated_at = count, generation, utcnow()
+
+
+def _collection_info(row: Collection) -> CollectionInfo:
+    return CollectionInfo(id=row.id, name=row.name, model_spec=row.model_spec, model_id=row.model_id, dim=row.dim)
+
+
+def open_catalog(url: str, *, upgrade: bool = False) -> Catalog:
+    """Connect to the catalog at `url` and check its schema.
+
+    `upgrade=True` brings an old or empty schema to the newest revision (the embedded SQLite
+    default does this on first use); otherwise an out-of-date schema raises
+    `SchemaOutOfDateError` naming the command that fixes it.
+    """
+    engine = _create_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = current_revision(connection)
+        head = head_revision()
+        if current != head:
+            if upgrade:
+                upgrade_database(engine)
+            else:
+                engine.dispose()
+                shown = make_url(url).render_as_string(hide_password=True)
+                raise SchemaOutOfDateError(
+                    f"The catalog at {shown} is at schema revision {current or 'none (empty)'}, "
+                    f"this pixseek needs {head}. Run: pixseek db upgrade"
+                )
+    except OperationalError as exc:
+        engine.dispose()
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise CatalogError(
+            f"Cannot open the catalog at {shown}: {exc.orig}. Check PIXSEEK_DATABASE_URL "
+            "(or unset it to use the SQLite file in the data directory)."
+        ) from exc
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise CatalogError(f"Catalog error: {exc}") from exc
+    return Catalog(engine)

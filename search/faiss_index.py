@@ -1,0 +1,88 @@
+"""The FAISS index of one collection, derived from the vector store.
+
+`IDMap2,Flat` with inner product: vectors are L2-normalised, so scores are cosine similarity.
+The file is saved atomically with a generation number; the catalog records which generation
+is current so a reader can tell a stale file and catch it up from the vector store.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from search.atomic_files import atomic_write_bytes
+from search.errors import CatalogError
+
+__all__ = ["DEFAULT_FACTORY", "VectorIndex"]
+
+DEFAULT_FACTORY = "IDMap2,Flat"
+_TRAILER = struct.Struct("<Q")
+
+
+class VectorIndex:
+    """A FAISS index plus the generation it was saved as."""
+
+    def __init__(self, dim: int, factory: str = DEFAULT_FACTORY, index: faiss.Index | None = None,
+                 generation: int = 0) -> None:
+        self.dim = dim
+        self.factory = factory
+        self.index = index if index is not None else faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        self.generation = generation
+
+    @property
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        if self.count == 0:
+            return np.zeros(0, dtype=np.int64)
+        return faiss.vector_to_array(faiss.downcast_index(self.index).id_map).astype(np.int64)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (or replace) vectors for ids."""
+        if len(ids) == 0:
+            return
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.remove(ids)
+        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+
+    def remove(self, ids: np.ndarray) -> int:
+        if len(ids) == 0 or self.count == 0:
+            return 0
+        return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n_queries, k'); k' = min(k, count). Ids are -1 past the end."""
+        k = max(1, min(k, self.count))
+        if self.count == 0:
+            n = queries.shape[0]
+            return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return scores, ids
+
+    def reconstruct(self, image_id: int) -> np.ndarray:
+        return self.index.reconstruct(int(image_id))
+
+    def save(self, path: Path, generation: int) -> None:
+        """Atomically write the index with `generation` appended after the FAISS bytes."""
+        data = faiss.serialize_index(self.index)
+        meta = json.dumps({"factory": self.factory, "dim": self.dim}).encode()
+        atomic_write_bytes(path, [data.tobytes(), meta, struct.pack("<I", len(meta)), _TRAILER.pack(generation)])
+        self.generation = generation
+
+    @classmethod
+    def load(cls, path: Path) -> VectorIndex:
+        raw = path.read_bytes()
+        try:
+            (generation,) = _TRAILER.unpack_from(raw, len(raw) - _TRAILER.size)
+            (meta_len,) = struct.unpack_from("<I", raw, len(raw) - _TRAILER.size - 4)
+            meta_end = len(raw) - _TRAILER.size - 4
+            meta = json.loads(raw[meta_end - meta_len : meta_end])
+            index = faiss.deserialize_index(np.frombuffer(raw[: meta_end - meta_len], dtype=np.uint8))
+        except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the vector store
+            raise CatalogError(f"FAISS index file {path} is unreadable ({exc}); it will be rebuilt.") from exc
+        return cls(dim=meta["dim"], factory=meta["factory"], index=index, generation=generation)

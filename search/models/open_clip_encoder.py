@@ -1,0 +1,126 @@
+"""`OpenClipEncoder`: any open_clip model, from a pretrained tag, a checkpoint file, a
+`local-dir:` folder, the Hugging Face hub cache, or seeded random weights."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from search.errors import ModelError
+from search.models.model_spec import RANDOM_SEED, EncoderSpec
+from search.models.open_clip_configs import register_pixseek_configs
+
+__all__ = ["OpenClipEncoder"]
+
+
+def _hf_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def _missing_weights_message(spec: EncoderSpec, cause: BaseException) -> str:
+    import open_clip
+
+    where = ""
+    if spec.source == "tag":
+        cfg = open_clip.get_pretrained_cfg(spec.architecture or "", spec.pretrained or "")
+        repo = cfg.get("hf_hub", "").rstrip("/")
+        where = f" (Hugging Face repo {repo})" if repo else (f" (URL {cfg.get('url')})" if cfg.get("url") else "")
+    elif spec.source == "hf-hub":
+        where = f" (Hugging Face repo {spec.pretrained})"
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+    reason = "HF_HUB_OFFLINE is set, so nothing is downloaded" if offline else f"download failed: {cause}"
+    return (
+        f"Weights for model {spec.spec!r}{where} are not in the Hugging Face cache "
+        f"({_hf_cache_dir()}) and could not be fetched ({reason}). Fix one of: run once with internet "
+        "access (HF_HUB_OFFLINE unset) to fill the cache; copy a filled cache into HF_HOME; or point at "
+        "local weights with --model MODEL/path/to/open_clip_pytorch_model.bin or --model local-dir:PATH. "
+        "Without any weights, `pixseek demo` trains a small model offline."
+    )
+
+
+class OpenClipEncoder:
+    """An open_clip CLIP model behind the `Encoder` protocol."""
+
+    def __init__(self, spec: EncoderSpec, device: str = "cpu") -> None:
+        import open_clip
+        import torch
+
+        register_pixseek_configs()
+        self.spec = spec
+        self.device = device
+        self.model_id = spec.model_id
+        precision = "fp16" if device.startswith("cuda") else "fp32"
+        self._dtype = torch.float16 if precision == "fp16" else torch.float32
+        try:
+            if spec.source == "random":
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(RANDOM_SEED)
+                    model, _, preprocess = open_clip.create_model_and_transforms(
+                        spec.architecture, pretrained=None, precision=precision, device=device
+                    )
+                name = spec.architecture
+            elif spec.source in ("local-dir", "hf-hub"):
+                name = f"{spec.source}:{spec.path if spec.source == 'local-dir' else spec.pretrained}"
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, precision=precision, device=device, require_pretrained=True
+                )
+            else:
+                name = spec.architecture
+                pretrained = str(spec.path) if spec.source == "file" else spec.pretrained
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.architecture, pretrained=pretrained, precision=precision, device=device,
+                    require_pretrained=True,
+                )
+            self._tokenizer = open_clip.get_tokenizer(name)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - open_clip raises bare RuntimeError/OSError here
+            if spec.source in ("tag", "hf-hub"):
+                raise ModelError(_missing_weights_message(spec, exc)) from exc
+            raise ModelError(f"Could not load model {spec.spec!r}: {exc}") from exc
+        model.eval()
+        self._model = model
+        self.preprocess = preprocess
+        size = getattr(model.visual, "image_size", 224)
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.dim = int(self.encode_texts(["a photo"]).shape[1])
+
+    def _normalise(self, features: Any) -> np.ndarray:
+        import torch
+
+        features = torch.nn.functional.normalize(features.float(), dim=-1)
+        return features.cpu().numpy().astype(np.float32, copy=False)
+
+    def encode_preprocessed(self, pixels: Any) -> np.ndarray:
+        """Embed a batch already passed through `preprocess` (n, 3, H, W tensor)."""
+        import torch
+
+        with torch.inference_mode():
+            pixels = pixels.to(self.device, dtype=self._dtype, non_blocking=True)
+            return self._normalise(self._model.encode_image(pixels))
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        if not images:
+            return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+        batch = torch.stack([self.preprocess(image.convert("RGB")) for image in images])
+        return self.encode_preprocessed(batch)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            tokens = self._tokenizer(list(texts)).to(self.device)
+            return self._normalise(self._model.encode_text(tokens))
+
+    @property
+    def weights_path(self) -> Path | None:
+        return self.spec.path

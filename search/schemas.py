@@ -1,0 +1,76 @@
+"""The shapes search results and image details take, shared by the engine, the JSON API, the
+HTML pages and the CLI's `--json` output (one definition, so they cannot drift apart)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["CollectionStats", "ImageDetail", "SearchResponse", "SearchResult", "StatsResponse", "Tag"]
+
+
+class Tag(BaseModel):
+    label: str
+    score: float
+
+
+class SearchResult(BaseModel):
+    id: int = Field(description="Catalog id of the image (also its vector id).")
+    path: str = Field(description="File path as indexed.")
+    score: float = Field(description="Final score: cosine similarity between query and image embeddings.")
+    clip_score: float = Field(description="Cosine similarity from the CLIP encoder.")
+    collection: str
+    width: int | None = None
+    height: int | None = None
+    caption: str | None = None
+    file_url: str
+    thumbnail_url: str
+
+
+class SearchResponse(BaseModel):
+    query: str | None = Field(default=None, description="The text query, if any.")
+    k: int
+    results: list[SearchResult]
+    timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
+
+
+class ImageDetail(BaseModel):
+    id: int
+    path: str
+    collection: str
+    status: str = Field(description="pending, embedded or failed")
+    error: str | None = Field(default=None, description="Why the file failed to index, when it did.")
+    size: int
+    width: int | None = None
+    height: int | None = None
+    content_hash: str | None = None
+    caption: str | None = None
+    caption_model: str | None = None
+    tags: list[Tag] = Field(default_factory=list)
+    file_url: str
+    thumbnail_url: str
+    similar_url: str
+
+
+class CollectionStats(BaseModel):
+    name: str
+    model_id: str
+    images: int
+    embedded: int
+    failed: int
+    pending: int
+    index_vectors: int
+
+
+class StatsResponse(BaseModel):
+    images: int
+    embedded: int
+    failed: int
+    pending: int
+    index_vectors: int
+    model_id: str | None = Field(description="The encoder of the index (null if none, or if collections differ).")
+    collections: list[CollectionStats]
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump()

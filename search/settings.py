@@ -1,0 +1,67 @@
+"""Configuration: every setting is declared once, with its default and its environment variable.
+
+Settings come from flags (the CLI passes them as keyword overrides) and from `PIXSEEK_*`
+environment variables. Nothing reads the environment at import time, so tests build a
+`Settings` per test instead of patching globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+def _default_data_dir() -> Path:
+    return user_data_path("pixseek", appauthor=False)
+
+
+class Settings(BaseSettings):
+    """All of pixseek's settings. Environment: `PIXSEEK_<NAME>`, e.g. `PIXSEEK_DATA_DIR`."""
+
+    model_config = SettingsConfigDict(env_prefix="PIXSEEK_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the catalog (SQLite default), vectors, FAISS indexes and thumbnails live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog; unset means a SQLite file in the data directory. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
+    )
+    model: str = Field(
+        default="default",
+        description="Encoder for new collections: a preset (default, quality, cpu, tiny-test), "
+        "MODEL/PRETRAINED, MODEL/path/to/checkpoint, local-dir:PATH or hf-hub:ORG/REPO.",
+    )
+    device: str = Field(default="auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="Images per encoder batch.")
+    workers: int | None = Field(
+        default=None, ge=0, le=64, description="Decode worker processes; unset = one per CPU core."
+    )
+    admin_token: str | None = Field(
+        default=None, description="When set, write/admin API routes need 'Authorization: Bearer <token>'."
+    )
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
+    max_upload_pixels: int = Field(
+        default=64_000_000, ge=1, description="Largest accepted uploaded image, in pixels (width*height)."
+    )
+    default_k: int = Field(default=24, ge=1, le=1000, description="Results per query when k is not given.")
+
+    def resolved_database_url(self) -> str:
+        """The catalog URL: the configured one, or the SQLite file inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    def collection_dir(self, collection_id: int) -> Path:
+        """Folder holding one collection's vector shards and FAISS index."""
+        return self.data_dir / "collections" / str(collection_id)
+
+    def thumbnail_dir(self) -> Path:
+        return self.data_dir / "thumbnails"

@@ -1,0 +1,264 @@
+"""The `pixseek` command line. Each command parses its flags, builds `Settings`, calls one
+function in `indexer` or `search`, and prints the result (a Rich table, or JSON with --json).
+Errors meant for users (`PixseekError`) are caught once, here, and printed as one sentence."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from search.errors import PixseekError
+from search.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="pixseek",
+    help="Index folders of photos with CLIP and search them by text or by example image.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage the catalog database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reports_errors(func: F) -> F:
+    """Turn `PixseekError` into a one-line message on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PixseekError as exc:
+            stderr.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            stderr.print("[yellow]Interrupted.[/] Run the same command again to resume.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory [env: PIXSEEK_DATA_DIR].")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Catalog database URL [env: PIXSEEK_DATABASE_URL]; default SQLite.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N [env: PIXSEEK_DEVICE].")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library log messages.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, stream=sys.stderr)
+    overrides = {"data_dir": data_dir, "database_url": database_url, "device": device}
+    ctx.obj = {key: value for key, value in overrides.items() if value is not None}
+
+
+def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    values = dict(ctx.obj or {})
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return Settings(**values)
+    except Exception as exc:  # pydantic ValidationError: name the setting and the bad value
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _open_catalog(settings: Settings):  # type: ignore[no-untyped-def]
+    from search.catalog import open_catalog
+
+    url = settings.resolved_database_url()
+    return open_catalog(url, upgrade=url.startswith("sqlite"))
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+@app.command()
+@_reports_errors
+def index(
+    ctx: typer.Context,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Folders (searched recursively) or image files.")] = None,
+    collection: Annotated[str, typer.Option(help="Collection to index into (created on first use).")] = "default",
+    model: Annotated[
+        str | None,
+        typer.Option(help="Encoder SPEC for a new collection: preset, MODEL/PRETRAINED, local-dir:PATH, ... "
+                     "[env: PIXSEEK_MODEL]"),
+    ] = None,
+    from_list: Annotated[Path | None, typer.Option(help="Also index the files listed in this file, one per line.")] = None,
+    prune: Annotated[bool, typer.Option(help="Remove catalog entries of files no longer under PATH.")] = True,
+    follow_symlinks: Annotated[bool, typer.Option(help="Follow symbolic links to folders.")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="Images per encoder batch [env: PIXSEEK_BATCH_SIZE].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decode worker processes; 0 decodes in-process.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
+) -> None:
+    """Index images: find, decode, embed and store them; re-running only embeds what changed."""
+    from indexer.pipeline import index_paths
+
+    if not paths and from_list is None:
+        raise typer.BadParameter("give at least one PATH or --from-list FILE")
+    settings = _settings(ctx, batch_size=batch_size, workers=workers)
+    catalog = _open_catalog(settings)
+    progress = Progress(
+        TextColumn("[bold]Embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[cyan]{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=as_json,
+    )
+    task = progress.add_task("embed", total=None, rate="")
+
+    def on_progress(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+        speed = progress.tasks[task].speed
+        progress.update(task, rate=f"{speed:.1f} img/s" if speed else "")
+
+    try:
+        with progress:
+            report = index_paths(
+                settings, catalog, paths or [], collection=collection, model_spec=model or None,
+                from_list=from_list, prune=prune, follow_symlinks=follow_symlinks, progress=on_progress,
+            )
+    finally:
+        catalog.close()
+    if as_json:
+        _print_json(report.as_json())
+        return
+    summary = Table(title=f"Collection {report.collection!r}", show_header=False)
+    for label, value in (
+        ("seen", report.seen), ("indexed", report.indexed), ("unchanged", report.unchanged),
+        ("failed", report.failed), ("removed", report.removed),
+        ("time", f"{report.seconds:.1f} s ({report.rate:.1f} img/s)"),
+    ):
+        summary.add_row(label, str(value))
+    stdout.print(summary)
+    if report.failure_reasons:
+        reasons = Table(title="Failures by reason", show_header=True)
+        reasons.add_column("reason")
+        reasons.add_column("files", justify="right")
+        for reason, count in report.failure_reasons.most_common():
+            reasons.add_row(reason, str(count))
+        stdout.print(reasons)
+
+
+@app.command()
+@_reports_errors
+def search(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(help="What to look for, in plain words.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Search by this example image instead of text.")] = None,
+    k: Annotated[int, typer.Option(help="Number of results.")] = 10,
+    collection: Annotated[str | None, typer.Option(help="Search only this collection (default: all).")] = None,
+    model: Annotated[str | None, typer.Option(help="Query encoder SPEC; must match the index's encoder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"results\": [...]} as JSON.")] = False,
+) -> None:
+    """Search by text (QUERY) or by an example image (--image)."""
+    from search.engine import SearchEngine
+    from search.errors import InputError
+
+    if (query is None) == (image is None):
+        raise typer.BadParameter("give either a QUERY or --image PATH (not both)")
+    settings = _settings(ctx)
+    catalog = _open_catalog(settings)
+    try:
+        engine = SearchEngine(settings, catalog)
+        if image is not None:
+            try:
+                data = image.read_bytes()
+            except OSError as exc:
+                raise InputError(f"Cannot read --image {image}: {exc.strerror or exc}.") from exc
+            response = engine.search_image_bytes(data, k=k, collection=collection, source=str(image))
+        else:
+            response = engine.search_text(query or "", k=k, collection=collection, model=model)
+    finally:
+        catalog.close()
+    if as_json:
+        _print_json(response.model_dump())
+        return
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("id", justify="right")
+    table.add_column("path", overflow="fold")
+    for rank, result in enumerate(response.results, 1):
+        table.add_row(str(rank), f"{result.score:.4f}", str(result.id), result.path)
+    stdout.print(table)
+
+
+@app.command()
+@_reports_errors
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Counts of images, vectors and the encoder for the data directory."""
+    from search.engine import SearchEngine
+
+    settings = _settings(ctx)
+    catalog = _open_catalog(settings)
+    try:
+        result = SearchEngine(settings, catalog).stats()
+    finally:
+        catalog.close()
+    if as_json:
+        _print_json(result.model_dump())
+        return
+    table = Table(show_header=True, header_style="bold", title=str(settings.data_dir))
+    for column in ("collection", "images", "embedded", "failed", "pending", "vectors", "model"):
+        table.add_column(column)
+    for c in result.collections:
+        table.add_row(c.name, str(c.images), str(c.embedded), str(c.failed), str(c.pending),
+                      str(c.index_vectors), c.model_id)
+    stdout.print(table)
+
+
+@app.command()
+@_reports_errors
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the web page and the JSON API (docs at /docs)."""
+    import uvicorn
+
+    from web.app import create_app
+
+    settings = _settings(ctx)
+    application = create_app(settings)
+    stderr.print(f"pixseek serving {settings.data_dir} at http://{host}:{port}/  (API docs: /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@db_app.command("upgrade")
+@_reports_errors
+def db_upgrade(ctx: typer.Context) -> None:
+    """Bring the catalog schema to the newest revision (safe to run any time)."""
+    from search.catalog import open_catalog
+
+    settings = _settings(ctx)
+    catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
+    catalog.close()
+    stdout.print("Catalog schema is up to date.")
+
+
+def main() -> None:
+    app()
