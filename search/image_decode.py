@@ -102,7 +102,7 @@ def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int 
         raise DecodeFailure(f"corrupt image header: {exc}") from exc
     except OSError as exc:
         message = str(exc)
-        if "truncated" in message or "broken data stream" in message or "premature end" in message.lower():
+        if any(word in message.lower() for word in ("truncated", "broken data stream", "premature end")):
             raise DecodeFailure(f"truncated or corrupt image data: {message}") from exc
         raise DecodeFailure(f"cannot decode image: {message}") from exc
     except (ValueError, TypeError, MemoryError, EOFError) as exc:

@@ -1,0 +1,39 @@
+# pixseek: the two commands a newcomer needs are `make run PHOTOS=~/Pictures` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PHOTOS ?= $(HOME)/Pictures
+HOST ?= 127.0.0.1
+PORT ?= 8000
+BIN := $(VENV)/bin
+
+.PHONY: install install-test run demo test test-fast browser lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Installs pixseek (and its pinned torch/torchvision) into .venv.
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+# Index a folder of photos, then serve the search page at http://$(HOST):$(PORT)/
+run: install
+	$(BIN)/pixseek index "$(PHOTOS)"
+	$(BIN)/pixseek serve --host $(HOST) --port $(PORT)
+
+# No model weights? Train a small model on a synthetic world offline and search that.
+demo: install
+	$(BIN)/pixseek demo --dir data/demo
+
+# The whole test suite (SQLite and PostgreSQL, headless Chromium, slow tests included).
+test: install-test
+	$(BIN)/python -m pytest
+
+test-fast: install-test
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
