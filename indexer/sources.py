@@ -2,12 +2,15 @@
 
 Skips hidden and system folders (`.git`, `@eaDir`, `$RECYCLE.BIN`, ...), goes by extension
 (case-insensitive), never follows a symbolic link to a folder unless asked, and when asked
-never loops (each real folder is visited once).
+never loops (each real folder is visited once). Without following, a linked file is indexed only
+when it resolves inside the root. Only regular files are yielded: a folder named `x.jpg` is
+walked, and a FIFO or device named like an image is skipped (reading it could block forever).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,18 +48,19 @@ def iter_image_files(root: Path, *, follow_symlinks: bool = False) -> Iterator[F
     if not root.exists():
         raise InputError(f"{root} does not exist. Give a folder of images or an image file.")
     if root.is_file():
-        stat = root.stat()
-        yield FoundFile(root, stat.st_size, stat.st_mtime)
+        root_stat = root.stat()
+        yield FoundFile(root, root_stat.st_size, root_stat.st_mtime)
         return
+    inside = os.path.join(os.path.realpath(root), "")  # links resolve, so compare resolved paths
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
         folder = stack.pop()
         try:
-            stat = folder.stat()
-            if (stat.st_dev, stat.st_ino) in seen:
+            folder_stat = folder.stat()
+            if (folder_stat.st_dev, folder_stat.st_ino) in seen:
                 continue
-            seen.add((stat.st_dev, stat.st_ino))
+            seen.add((folder_stat.st_dev, folder_stat.st_ino))
             entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
         except OSError:
             continue  # unreadable folder: nothing to index inside it
@@ -71,7 +75,7 @@ def iter_image_files(root: Path, *, follow_symlinks: bool = False) -> Iterator[F
                     continue
                 if entry.is_symlink() and not follow_symlinks:
                     target = os.path.realpath(entry.path)
-                    if not target.startswith(str(root) + os.sep):
+                    if not target.startswith(inside):
                         continue  # a link out of the collection: not ours to index
                 if not entry.is_file():
                     continue
@@ -96,10 +100,11 @@ def iter_file_list(list_file: Path) -> Iterator[FoundFile]:
         if not path.is_absolute():
             path = list_file.parent / path
         try:
-            stat = path.stat()
+            file_stat = path.stat()
         except OSError:
             continue
-        yield FoundFile(Path(os.path.abspath(path)), stat.st_size, stat.st_mtime)
+        if stat.S_ISREG(file_stat.st_mode):
+            yield FoundFile(Path(os.path.abspath(path)), file_stat.st_size, file_stat.st_mtime)
 
 
 def iter_sources(paths: Iterable[Path], *, follow_symlinks: bool = False) -> Iterator[FoundFile]:

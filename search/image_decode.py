@@ -4,23 +4,53 @@ Pillow opens the bytes; JPEG `draft()` lets libjpeg decode at a reduced scale cl
 model input; EXIF orientation is applied; animations give their first frame; transparency is
 composited on white; decompression-bomb limits stay on. The indexer runs it in worker
 processes; the API runs it on uploaded query images.
+
+Reasons read "kind: detail" and the indexing summary counts them by kind, so each says what is
+wrong as specifically as the bytes allow: a damaged JPEG is "truncated or corrupt image data",
+an SVG or HTML page saved as `.png` is "not an image: looks like SVG text ...", a HEIC file
+without the optional `pillow-heif` package is "unsupported format: ... pixseek[heif]".
+Only regular files are read: a FIFO or device named like an image must not block a worker.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 __all__ = ["DecodeFailure", "DecodedImage", "decode_bytes", "decode_file", "to_rgb"]
 
 # A picture much longer than wide would blow up to billions of pixels when its short side is
 # resized to the model input; keep at most this ratio (centre crop of the long side).
 MAX_ASPECT_RATIO = 8.0
+
+# Reasons for formats that need optional support (the text before the colon groups failures).
+HEIF_MISSING = (
+    "unsupported format: HEIC/HEIF needs the optional pillow-heif package "
+    "(pip install 'pixseek[heif]')"
+)
+AVIF_MISSING = "unsupported format: AVIF needs Pillow 11.3 or newer built with AVIF support"
+
+# First bytes of the formats we know, to tell a damaged picture from a file that is no picture.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
 
 
 class DecodeFailure(Exception):
@@ -66,12 +96,58 @@ def _limit_aspect(image: Image.Image) -> Image.Image:
     return image.crop((0, top, width, top + keep))
 
 
+def _container_format(data: bytes) -> str | None:
+    """The format that the first bytes announce (even when the rest is damaged), or None."""
+    if data[4:8] == b"ftyp":  # ISO media: the brands say HEIF, AVIF or something else (video)
+        box_end = min(int.from_bytes(data[:4], "big"), 64, len(data))
+        brands = {data[8:12]} | {data[i : i + 4] for i in range(16, box_end - 3, 4)}
+        if brands & _AVIF_BRANDS:
+            return "AVIF"
+        return "HEIF" if brands & _HEIF_BRANDS else None
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for signature, name in _SIGNATURES if data.startswith(signature)), None)
+
+
+def _text_kind(data: bytes) -> str | None:
+    """'SVG text', 'HTML text', ... when `data` starts as readable UTF-8 text, else None."""
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(data[:4096]).lstrip("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    if not all(ch.isprintable() or ch in "\t\n\r\f\v" for ch in text):
+        return None
+    lowered = text.lstrip().lower()
+    if "<svg" in lowered:
+        return "SVG text (vector drawings are not indexed)"
+    if lowered.startswith("<!doctype html") or "<html" in lowered:
+        return "HTML text"
+    if lowered.startswith("<?xml"):
+        return "XML text"
+    return "plain text"
+
+
+def _unidentified_reason(data: bytes) -> str:
+    """Why Pillow could not identify `data`, as specifically as its first bytes allow."""
+    kind = _container_format(data)
+    if kind == "HEIF" and not HEIF_SUPPORTED:
+        return HEIF_MISSING
+    if kind == "AVIF" and not features.check("avif"):
+        return AVIF_MISSING
+    if kind is not None:
+        return f"truncated or corrupt image data: starts like {kind} but the header is unreadable"
+    text = _text_kind(data)
+    if text is not None:
+        return f"not an image: looks like {text}"
+    return "not an image: Pillow cannot identify the file format"
+
+
 def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int | None = None) -> DecodedImage:
     """Decode image bytes; raises `DecodeFailure` with a specific reason.
 
     `max_pixels` refuses larger images before any pixel is decoded (uploads use it)."""
     if not data:
-        raise DecodeFailure("empty file (0 bytes)")
+        raise DecodeFailure("empty file: 0 bytes")
     content_hash = hashlib.blake2b(data, digest_size=20).hexdigest()
     try:
         with warnings.catch_warnings():
@@ -97,7 +173,7 @@ def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int 
     except Image.DecompressionBombError as exc:
         raise DecodeFailure(f"decompression bomb refused: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise DecodeFailure("not an image: Pillow cannot identify the file format") from exc
+        raise DecodeFailure(_unidentified_reason(data)) from exc
     except SyntaxError as exc:  # Pillow raises SyntaxError for some malformed headers
         raise DecodeFailure(f"corrupt image header: {exc}") from exc
     except OSError as exc:
@@ -110,9 +186,24 @@ def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int 
     return DecodedImage(image=image, width=width, height=height, content_hash=content_hash)
 
 
+def _read_regular_file(path: Path) -> bytes:
+    """The file's bytes; refuses FIFOs and devices, whose reads could block or never end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise DecodeFailure("is a directory, not an image file")
+        if not stat.S_ISREG(mode):
+            raise DecodeFailure("not a regular file: a FIFO, socket or device cannot be indexed")
+        with open(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
 def decode_file(path: Path, *, draft_size: int | None = None) -> DecodedImage:
     try:
-        data = path.read_bytes()
+        data = _read_regular_file(path)
     except PermissionError as exc:
         raise DecodeFailure("unreadable: permission denied") from exc
     except IsADirectoryError as exc:
@@ -124,4 +215,15 @@ def decode_file(path: Path, *, draft_size: int | None = None) -> DecodedImage:
     return decode_bytes(data, draft_size=draft_size)
 
 
+def _register_optional_formats() -> bool:
+    """Let Pillow open HEIC/HEIF when the optional `pillow-heif` package is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+HEIF_SUPPORTED = _register_optional_formats()
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is a failure, not a grey half-image

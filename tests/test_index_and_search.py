@@ -113,3 +113,16 @@ def test_search_with_another_encoder_is_refused(cli: Cli, photo_set: PhotoSet) -
 def test_search_before_indexing_says_what_to_do(cli: Cli) -> None:
     result = cli("search", "a cat", expect=1)
     assert "pixseek index PATH" in result.stderr
+
+
+def test_decoding_in_worker_processes_gives_the_same_vectors(tmp_path, photo_set: PhotoSet) -> None:  # type: ignore[no-untyped-def]
+    in_process = Settings(data_dir=tmp_path / "a", model="tiny-test", workers=0, device="cpu", batch_size=5)
+    in_workers = Settings(data_dir=tmp_path / "b", model="tiny-test", workers=2, device="cpu", batch_size=5)
+    a = Cli(in_process).json("index", str(photo_set.root))
+    b = Cli(in_workers).json("index", str(photo_set.root))
+    assert (a["indexed"], a["failed"]) == (b["indexed"], b["failed"]) == (len(photo_set.good), 2)
+    query = str(photo_set.good[5])
+    hits_a = Cli(in_process).json("search", "--image", query, "--k", "5")["results"]
+    hits_b = Cli(in_workers).json("search", "--image", query, "--k", "5")["results"]
+    assert [h["path"] for h in hits_a] == [h["path"] for h in hits_b]
+    assert np.allclose([h["score"] for h in hits_a], [h["score"] for h in hits_b], atol=1e-3)

@@ -38,9 +38,14 @@ class EncoderSpec:
     architecture: str | None
     pretrained: str | None
     path: Path | None
+    model_id: str = ""
 
-    @property
-    def model_id(self) -> str:
+    def __post_init__(self) -> None:
+        # Pinned at parse time: the weights a collection was built with are those seen now.
+        if not self.model_id:
+            object.__setattr__(self, "model_id", self._identity())
+
+    def _identity(self) -> str:
         if self.source == "tag":
             return f"open_clip:{self.architecture}/{self.pretrained}"
         if self.source == "random":

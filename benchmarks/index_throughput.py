@@ -1,0 +1,104 @@
+"""Where is the indexing limit? Prints decode-only, model-only and end-to-end `pixseek index`
+images/s for each encoder, on a corpus of realistic multi-megapixel JPEGs.
+
+    python -m benchmarks.index_throughput                      # 300 photos, ViT-B-32 + tiny-test
+    python -m benchmarks.index_throughput --count 40 --models tiny-test
+    python -m benchmarks.index_throughput --models ViT-B-32-256/random --device cuda
+
+Random weights (`MODEL/random`) cost exactly what real weights cost, so the figures hold for
+the real models. End to end = scan + decode workers + encoder + vector store + catalog + FAISS,
+with the encoder already loaded (its one-off load time is reported separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.photo_corpus import build_photo_corpus
+from indexer.pipeline import index_paths
+from search.catalog import open_catalog
+from search.image_decode import decode_file
+from search.models import load_encoder
+from search.settings import Settings
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def decode_rate(paths: list[Path], preprocess, draft_size: int | None) -> float:  # type: ignore[no-untyped-def]
+    """Images/s of decode + preprocess on one core."""
+    started = time.perf_counter()
+    for path in paths:
+        preprocess(decode_file(path, draft_size=draft_size).image)
+    return _rate(len(paths), time.perf_counter() - started)
+
+
+def model_rate(encoder, batch_size: int, batches: int) -> float:  # type: ignore[no-untyped-def]
+    pixels = torch.randn(batch_size, 3, encoder.image_size, encoder.image_size)
+    encoder.encode_preprocessed(pixels)  # warm-up
+    started = time.perf_counter()
+    for _ in range(batches):
+        encoder.encode_preprocessed(pixels)
+    return _rate(batch_size * batches, time.perf_counter() - started)
+
+
+def end_to_end_rate(paths_root: Path, spec: str, device: str, batch_size: int, workers: int | None) -> tuple[float, int]:
+    data_dir = Path(tempfile.mkdtemp(prefix="pixseek-bench-"))
+    try:
+        settings = Settings(data_dir=data_dir, model=spec, device=device, batch_size=batch_size, workers=workers)
+        catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
+        report = index_paths(settings, catalog, [paths_root], collection="bench")
+        catalog.close()
+        return report.rate, report.indexed
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "pixseek-bench-photos")
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--models", default="ViT-B-32/random,tiny-test")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=None, help="decode workers (default: one per core)")
+    parser.add_argument("--decode-sample", type=int, default=40, help="photos timed for decode-only rates")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    paths = build_photo_corpus(args.corpus, args.count)
+    print(f"corpus: {len(paths)} JPEGs (3-12 MP) in {args.corpus} ({time.perf_counter() - started:.0f} s)")
+    cores = os.cpu_count() or 1
+    sample = paths[: args.decode_sample]
+    rows = []
+    for spec in [s.strip() for s in args.models.split(",") if s.strip()]:
+        t0 = time.perf_counter()
+        encoder = load_encoder(spec, args.device)
+        load_s = time.perf_counter() - t0
+        full = decode_rate(sample, encoder.preprocess, None)
+        drafted = decode_rate(sample, encoder.preprocess, encoder.image_size)
+        model = model_rate(encoder, args.batch_size, batches=max(2, 64 // args.batch_size))
+        e2e, indexed = end_to_end_rate(args.corpus, spec, args.device, args.batch_size, args.workers)
+        rows.append((spec, encoder.image_size, load_s, full, drafted, min(drafted * cores, float("inf")), model, e2e,
+                     indexed))
+    header = ("model", "input", "load s", "decode full/core", "decode draft/core", f"decode draft x{cores}",
+              "model only", "end to end", "e2e/model")
+    print("\nimages per second (" + ("CUDA" if torch.cuda.is_available() and args.device != "cpu" else "CPU") +
+          f", {cores} cores, batch {args.batch_size})")
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for spec, size, load_s, full, drafted, drafted_all, model, e2e, indexed in rows:
+        print(f"{spec} | {size} | {load_s:.1f} | {full:.1f} | {drafted:.1f} | {drafted_all:.1f} | {model:.1f} | "
+              f"{e2e:.1f} ({indexed} imgs) | {e2e / model:.0%}")
+
+
+if __name__ == "__main__":
+    main()

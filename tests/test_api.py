@@ -1,0 +1,89 @@
+"""The HTTP surface: one error shape, docs, health, upload limits, and files only by id."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from search.settings import Settings
+from tests.conftest import Cli
+from tests.photos import PhotoSet
+from web.app import create_app
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, photo_set: PhotoSet) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data", model="tiny-test", workers=0, device="cpu",
+                        max_upload_bytes=200_000, max_upload_pixels=1_000_000)
+    Cli(settings).json("index", str(photo_set.root))
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "red").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_health_docs_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for route in ("/api/search", "/api/search/image", "/api/images/{image_id}", "/api/images/{image_id}/file",
+                  "/api/images/{image_id}/thumbnail", "/api/images/{image_id}/similar"):
+        assert route in paths
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs", "status", "code"),
+    [
+        ("get", "/api/search", {}, 422, "invalid_request"),
+        ("get", "/api/search?q=cat&k=0", {}, 422, "invalid_request"),
+        ("get", "/api/search?q=cat&k=5000", {}, 422, "invalid_request"),
+        ("get", "/api/search?q=cat&collection=nope", {}, 404, "not_found"),
+        ("get", "/api/images/123456", {}, 404, "not_found"),
+        ("get", "/api/images/abc", {}, 422, "invalid_request"),
+        ("get", "/api/nothing-here", {}, 404, "not_found"),
+        ("post", "/api/search/image", {"files": {"file": ("x.png", b"not an image", "image/png")}}, 400, "bad_input"),
+    ],
+)
+def test_errors_have_one_shape(client: TestClient, method: str, url: str, kwargs: dict, status: int,
+                               code: str) -> None:
+    response = getattr(client, method)(url, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"status", "code", "message"}
+    assert body["error"]["status"] == status and body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+def test_upload_limits(client: TestClient) -> None:
+    too_many_bytes = b"\x89PNG" + b"0" * 300_000
+    response = client.post("/api/search/image", files={"file": ("big.png", too_many_bytes, "image/png")})
+    assert response.status_code == 400 and "limit" in response.json()["error"]["message"]
+    too_many_pixels = _png((1200, 1000))
+    assert len(too_many_pixels) < 200_000
+    response = client.post("/api/search/image", files={"file": ("wide.png", too_many_pixels, "image/png")})
+    assert response.status_code == 400 and "too large" in response.json()["error"]["message"]
+    ok = client.post("/api/search/image", files={"file": ("ok.png", _png((100, 80)), "image/png")})
+    assert ok.status_code == 200 and ok.json()["results"]
+
+
+@pytest.mark.parametrize("url", ["/api/images/..%2F..%2Fetc%2Fpasswd/file", "/api/images/%2Fetc%2Fpasswd/file",
+                                 "/static/..%2F..%2Fsearch%2Fsettings.py", "/api/images/-1/file"])
+def test_no_path_from_the_request_is_ever_served(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code in (404, 422)
+    assert b"root:" not in response.content and b"BaseSettings" not in response.content
+
+
+def test_html_pages_render_and_show_errors(client: TestClient) -> None:
+    page = client.get("/?q=red+circle&k=5", headers={"accept": "text/html"})
+    assert page.status_code == 200 and page.text.count('class="result"') == 5
+    assert "http://" not in page.text.replace("http://testserver", "")  # no external resources
+    missing = client.get("/images/99999", headers={"accept": "text/html"})
+    assert missing.status_code == 404 and "No image with id 99999" in missing.text
