@@ -6,6 +6,10 @@ Write order per batch (crash safety): vector segment (fsync) -> catalog rows `em
 at the end. A run killed at any instant is finished by running the same command again: rows
 still `pending` are embedded, and a FAISS file older than the catalog is rebuilt from the
 vector store before anything else happens.
+
+A file whose bytes are already in the collection (renamed, moved, or a duplicate) is not
+decoded or embedded again: its vector is copied under the new id. Only new files whose size
+matches a known file are hashed for this, so the fast path stays (path, size, mtime).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import numpy as np
 
 from indexer.decode_worker import decode_batches
 from indexer.sources import FoundFile, iter_file_list, iter_image_files
-from search.catalog import Catalog, CollectionInfo
+from search.catalog import Catalog, CollectionInfo, KnownImage
 from search.collection_store import CollectionStore
+from search.content_hash import hash_file
 from search.errors import InputError, ModelMismatchError
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
-from search.paths import encode_path, path_key
+from search.faiss_index import VectorIndex
+from search.paths import decode_path, encode_path, path_key
 from search.settings import Settings
 
 __all__ = ["IndexReport", "ProgressCallback", "index_paths"]
@@ -45,6 +51,7 @@ class IndexReport:
     unchanged: int = 0
     failed: int = 0
     removed: int = 0
+    reused: int = 0
     seconds: float = 0.0
     cancelled: bool = False
     failure_reasons: Counter[str] = field(default_factory=Counter)
@@ -61,6 +68,7 @@ class IndexReport:
             "unchanged": self.unchanged,
             "failed": self.failed,
             "removed": self.removed,
+            "reused": self.reused,
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 2),
             "cancelled": self.cancelled,
@@ -157,37 +165,95 @@ def index_paths(
             row = known.get(key)
             if row is None:
                 new_items.append({"path": stored, "path_key": key, "size": found.size, "mtime": found.mtime})
-            elif row[1] != found.size or row[2] != found.mtime:
-                changed.append((row[0], found.size, found.mtime))
-            elif row[3] != "pending":
+            elif row.size != found.size or row.mtime != found.mtime:
+                changed.append((row.id, found.size, found.mtime))
+            elif row.status != "pending":
                 report.unchanged += 1
+        gone = _vanished(known, seen_keys, [r for r in roots if r.is_dir()]) if prune else []
+        waiting = any(known[key].status == "pending" for key in seen_keys if key in known)
+        if not (new_items or changed or gone or waiting):
+            report.seconds = time.monotonic() - started
+            return report
+
+        # From here until the final save the FAISS file lags the catalog; mark it so that a
+        # crash in between makes the next writer rebuild it from the vector store.
+        catalog.mark_index_dirty(info.id)
+        new_ids: list[int] = []
         for start in range(0, len(new_items), 1000):
-            catalog.add_pending_images(info.id, new_items[start : start + 1000])
+            new_ids += catalog.add_pending_images(info.id, new_items[start : start + 1000])
         catalog.mark_changed(changed)
-
-        if prune:
-            gone = _vanished(known, seen_keys, [r for r in roots if r.is_dir()])
-            if gone:
-                catalog.delete_images(gone)
-                index.remove(np.asarray(gone, dtype=np.int64))
-                report.removed = len(gone)
-
+        _reuse_known_content(catalog, store, index, known, list(zip(new_ids, new_items)), report)
+        if gone:
+            catalog.delete_images(gone)
+            index.remove(np.asarray(gone, dtype=np.int64))
+            report.removed = len(gone)
         pending = catalog.pending_images(info.id, seen_keys)
         if pending:
             encoder = encoder or _encoder_for(settings, info)
             _embed(settings, catalog, store, index, encoder, pending, report, progress, should_stop, save_every)
-        if pending or report.removed:
-            store.save_index(index)
+        store.save_index(index)
+        _compact_if_wasteful(store, index)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _vanished(known: dict[str, tuple[int, int, float, str, str]], seen: set[str], roots: list[Path]) -> list[int]:
+def _vanished(known: dict[str, KnownImage], seen: set[str], roots: list[Path]) -> list[int]:
     """Ids of catalog rows under one of `roots` whose file was not found by this scan."""
     prefixes = tuple(encode_path(root).rstrip("/") + "/" for root in roots)
     if not prefixes:
         return []
-    return [row[0] for key, row in known.items() if key not in seen and row[4].startswith(prefixes)]
+    return [row.id for key, row in known.items() if key not in seen and row.path.startswith(prefixes)]
+
+
+def _reuse_known_content(
+    catalog: Catalog,
+    store: CollectionStore,
+    index: VectorIndex,
+    known: dict[str, KnownImage],
+    new_rows: list[tuple[int, dict[str, Any]]],
+    report: IndexReport,
+) -> None:
+    """Give new files whose bytes the collection already embedded (moved, renamed, copied) the
+    existing vector instead of decoding and embedding them again."""
+    by_size: dict[int, dict[str, KnownImage]] = {}
+    for row in known.values():
+        if row.status == "embedded" and row.content_hash:
+            by_size.setdefault(row.size, {})[row.content_hash] = row
+    matches: list[tuple[int, KnownImage]] = []
+    for new_id, item in new_rows:
+        same_size = by_size.get(item["size"])
+        if not same_size:
+            continue
+        try:
+            digest = hash_file(decode_path(item["path"]))
+        except OSError:
+            continue  # unreadable now: the decode stage records why
+        if digest in same_size:
+            matches.append((new_id, same_size[digest]))
+    if not matches:
+        return
+    ids, vectors = store.vectors.latest(source.id for _, source in matches)
+    vector_of = dict(zip(ids.tolist(), vectors))
+    usable = [(new_id, source) for new_id, source in matches if source.id in vector_of]
+    if not usable:
+        return
+    new_ids = np.asarray([new_id for new_id, _ in usable], dtype=np.int64)
+    new_vectors = np.stack([vector_of[source.id] for _, source in usable])
+    store.vectors.append(new_ids, new_vectors)
+    catalog.finish_batch(
+        [{"id": new_id, "width": s.width, "height": s.height, "content_hash": s.content_hash} for new_id, s in usable],
+        [],
+    )
+    index.add(new_ids, new_vectors)
+    report.reused += len(usable)
+    report.indexed += len(usable)
+
+
+def _compact_if_wasteful(store: CollectionStore, index: VectorIndex) -> None:
+    """Rewrite the vector store once superseded or deleted vectors outnumber live ones by 25%."""
+    live = index.count
+    if store.vectors.stored_count() > 1.25 * live + 1000:
+        store.vectors.compact(index.ids())
 
 
 def _embed(

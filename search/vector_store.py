@@ -73,6 +73,16 @@ class VectorStore:
         vectors = np.frombuffer(data, dtype="<f2", count=count * dim, offset=_HEADER.size + count * 8)
         return ids, vectors.reshape(count, dim)
 
+    def stored_count(self) -> int:
+        """Vectors on disk, superseded ones included (reads only the segment headers)."""
+        total = 0
+        for _, path in self._segments():
+            with path.open("rb") as handle:
+                header = handle.read(_HEADER.size)
+            if len(header) == _HEADER.size:
+                total += _HEADER.unpack(header)[3]
+        return total
+
     def iter_segments(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for _, path in self._segments():
             yield self._read_segment(path)

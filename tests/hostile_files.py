@@ -2,7 +2,7 @@
 and oddly linked files beside good pictures in awkward encodings (EXIF rotation, CMYK, 16-bit,
 palette transparency, alpha, animation, ICC profiles, AVIF/HEIC).
 
-Seeded and small: the whole corpus is a few hundred kilobytes and builds in well under a second;
+Seeded and small: the whole corpus is about 100 kB and builds in well under a second;
 the decompression bomb is a hand-written PNG of about 80 bytes whose header declares
 100000x100000 pixels. Every good file comes with the picture decoding must give (`look`), and
 every bad file with a piece of the reason the catalog must record.
@@ -100,7 +100,8 @@ def _exif_rotated_jpeg(path: Path) -> GoodFile:
     """Stored 64x32, left red / right blue, EXIF orientation 6: shown 32x64, red above blue."""
     exif = Image.Exif()
     exif[0x0112] = 6
-    path.write_bytes(_encoded(_halves((64, 32), (255, 0, 0), (0, 0, 255)), "JPEG", quality=95, exif=exif))
+    stored = _halves((64, 32), (255, 0, 0), (0, 0, 255))
+    path.write_bytes(_encoded(stored, "JPEG", quality=95, exif=exif))
     return GoodFile(path, _halves((32, 64), (255, 0, 0), (0, 0, 255), vertical=True), 32, 64, 6.0)
 
 
@@ -150,16 +151,21 @@ def _rgba_png(path: Path) -> GoodFile:
 
 
 def _animated(path: Path, fmt: str, **options: object) -> GoodFile:
-    frames = [_halves((32, 32), first, second) for first, second in
-              (((255, 255, 0), (128, 0, 128)), ((0, 0, 255), (0, 0, 0)), ((0, 255, 0), (255, 255, 255)))]
-    frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=80, loop=0, **options)
+    colours = (((255, 255, 0), (128, 0, 128)), ((0, 0, 255), (0, 0, 0)), ((0, 255, 0), (9, 9, 9)))
+    frames = [_halves((32, 32), first, second) for first, second in colours]
+    frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=80, loop=0,
+                   **options)
     return GoodFile(path, frames[0], 32, 32, 1.0)
 
 
-def _icc_file(path: Path, fmt: str, profile: bytes, colours: tuple[tuple[int, int, int], ...]) -> GoodFile:
+def _two_colours(path: Path, fmt: str, colours: tuple[tuple[int, int, int], tuple[int, int, int]],
+                 icc_profile: bytes = b"") -> GoodFile:
+    """Two flat colours, optionally with an embedded ICC profile (kept as-is, not applied)."""
     look = _halves((32, 32), *colours)
-    path.write_bytes(_encoded(look, fmt, icc_profile=profile, **({"quality": 95} if fmt == "JPEG" else {})))
-    return GoodFile(path, look, 32, 32, 6.0 if fmt == "JPEG" else 0.0)
+    lossy = fmt == "JPEG"
+    options = {"quality": 95} if lossy else {}
+    path.write_bytes(_encoded(look, fmt, icc_profile=icc_profile, **options))
+    return GoodFile(path, look, 32, 32, 6.0 if lossy else 0.0)
 
 
 def _strip_png(path: Path) -> GoodFile:
@@ -184,7 +190,7 @@ def _make_good(root: Path) -> dict[str, GoodFile]:
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     (root / "album.jpg").mkdir()  # a folder named like an image: walked, never opened
     good = {
-        "plain_jpeg": _icc_file(root / "photo.jpg", "JPEG", b"", ((255, 140, 0), (0, 128, 128))),
+        "plain_jpeg": _two_colours(root / "photo.jpg", "JPEG", ((255, 140, 0), (0, 128, 128))),
         "exif_rotated_jpeg": _exif_rotated_jpeg(root / "rotated.jpg"),
         "cmyk_jpeg": _cmyk_jpeg(root / "cmyk.jpg"),
         "grey16_png": _grey16_png(root / "grey16.png"),
@@ -193,15 +199,19 @@ def _make_good(root: Path) -> dict[str, GoodFile]:
         "rgba_png": _rgba_png(root / "alpha.png"),
         "animated_gif": _animated(root / "animated.gif", "GIF"),
         "animated_webp": _animated(root / "animated.webp", "WEBP", lossless=True),
-        "icc_jpeg": _icc_file(root / "icc.jpg", "JPEG", srgb, ((250, 250, 0), (90, 0, 200))),
-        "icc_png": _icc_file(root / "icc.png", "PNG", srgb, ((0, 200, 90), (240, 0, 120))),
-        "icc_garbage_jpeg": _icc_file(root / "icc-garbage.jpg", "JPEG", b"\x00garbage profile" * 8,
-                                      ((20, 20, 20), (230, 230, 120))),
+        "icc_jpeg": _two_colours(root / "icc.jpg", "JPEG", ((250, 250, 0), (90, 0, 200)), srgb),
+        "icc_png": _two_colours(root / "icc.png", "PNG", ((0, 200, 90), (240, 0, 120)), srgb),
+        "icc_garbage_jpeg": _two_colours(root / "icc-garbage.jpg", "JPEG",
+                                         ((20, 20, 20), (230, 230, 120)), b"\x00not a profile" * 8),
         "strip_1x60000_png": _strip_png(root / "strip.png"),
-        "non_utf8_name_png": _plain_png(root / os.fsdecode(b"caf\xe9-latin1.png"), ((10, 60, 200), (200, 200, 10))),
-        "long_name_png": _plain_png(root / ("long-" + "n" * 235 + ".png"), ((90, 10, 10), (10, 90, 10))),
-        "long_utf8_name_png": _plain_png(root / ("\u00e9" * 120 + ".png"), ((255, 200, 200), (20, 20, 90))),
-        "inside_folder_named_jpg": _plain_png(root / "album.jpg" / "inside.png", ((120, 70, 20), (250, 250, 250))),
+        "non_utf8_name_png": _plain_png(root / os.fsdecode(b"caf\xe9-latin1.png"),
+                                        ((10, 60, 200), (200, 200, 10))),
+        "long_name_png": _plain_png(root / ("long-" + "n" * 235 + ".png"),  # 244 bytes (max 255)
+                                    ((90, 10, 10), (10, 90, 10))),
+        "long_utf8_name_png": _plain_png(root / ("\u00e9" * 120 + ".png"),  # 244 bytes in UTF-8
+                                         ((255, 200, 200), (20, 20, 90))),
+        "inside_folder_named_jpg": _plain_png(root / "album.jpg" / "inside.png",
+                                              ((120, 70, 20), (250, 250, 250))),
     }
     if features.check("avif"):
         good["avif"] = _modern_format(root / "modern.avif", "AVIF")
@@ -226,14 +236,18 @@ def _make_bad(root: Path, rng: random.Random) -> dict[str, BadFile]:
         "truncated_jpeg_header": ("cut-header.jpg", jpeg[:20], f"{TRUNCATED}: starts like JPEG"),
         "truncated_png": ("cut.png", png[: len(png) // 2], TRUNCATED),
         "png_header_only": ("header-only.png", png[:33], f"{TRUNCATED}: starts like PNG"),
-        "non_utf8_truncated_jpeg": (os.fsdecode(b"\xff\xfe-cut.jpg"), jpeg[: len(jpeg) // 2], TRUNCATED),
+        "non_utf8_truncated_jpeg": (os.fsdecode(b"\xff\xfe-cut.jpg"), jpeg[: len(jpeg) // 2],
+                                    TRUNCATED),
         "zero_bytes": ("empty.jpg", b"", "empty file"),
-        "text": ("notes.jpg", b"Shopping list:\n- milk\n- eggs\n", "not an image: looks like plain text"),
+        "text": ("notes.jpg", b"Shopping list:\n- milk\n- eggs\n",
+                 "not an image: looks like plain text"),
         "html": ("page.png", b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n",
                  "not an image: looks like HTML text"),
         "svg": ("drawing.png", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
-                b'width="10" height="10"><rect width="10" height="10"/></svg>\n', "not an image: looks like SVG"),
-        "random_bytes": ("noise.webp", b"\x00\x01" + rng.randbytes(2000), "not an image: Pillow cannot identify"),
+                b'width="10" height="10"><rect width="10" height="10"/></svg>\n',
+                "not an image: looks like SVG"),
+        "random_bytes": ("noise.webp", b"\x00\x01" + rng.randbytes(2000),
+                         "not an image: Pillow cannot identify"),
         "decompression_bomb": ("bomb.png", _raw_png(BOMB_SIDE, BOMB_SIDE, 8, 0, b"\x00" * 64),
                                "decompression bomb refused"),
     }
@@ -241,8 +255,8 @@ def _make_bad(root: Path, rng: random.Random) -> dict[str, BadFile]:
         stub = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(32)
         files["avif"] = ("modern.avif", stub, "unsupported format: AVIF")
     if not heif_supported():
-        stub = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00\x00\x00\x10meta" + bytes(8)
-        files["heic"] = ("modern.heic", stub, "unsupported format: HEIC/HEIF needs the optional pillow-heif")
+        stub = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic\x00\x00\x00\x10meta" + bytes(8)
+        files["heic"] = ("modern.heic", stub, "unsupported format: HEIC/HEIF needs the optional")
     bad = {}
     for name, (file_name, data, reason) in files.items():
         (root / file_name).write_bytes(data)

@@ -31,7 +31,10 @@ def _png(size: tuple[int, int]) -> bytes:
 
 def test_health_docs_and_openapi(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     for route in ("/api/search", "/api/search/image", "/api/images/{image_id}", "/api/images/{image_id}/file",
                   "/api/images/{image_id}/thumbnail", "/api/images/{image_id}/similar"):

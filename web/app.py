@@ -8,7 +8,10 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 from fastapi.templating import Jinja2Templates
 
 from search import api
@@ -45,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Search your images by text or by example.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: no CDN, works offline
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(files("web").joinpath("templates")))
@@ -54,7 +59,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="pixseek API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
     app.mount("/static", StaticFiles(directory=str(files("web").joinpath("static"))), name="static")
     return app

@@ -47,7 +47,7 @@ def search_page(
 ) -> Response:
     context = _page_context(engine, query=q, collection=collection, k=k or engine.settings.default_k)
     status = 200
-    if q.strip():
+    if "q" in request.query_params:  # a submitted blank query gets the engine's message
         try:
             context["response"] = engine.search_text(q, k=k, collection=collection or None)
         except PixseekError as exc:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from search.catalog.catalog import Catalog, CollectionInfo, ImageRecord, open_catalog
+from search.catalog.catalog import Catalog, CollectionInfo, ImageRecord, KnownImage, open_catalog
 from search.catalog.migrate import current_revision, head_revision, upgrade_database
 
 __all__ = [
     "Catalog",
     "CollectionInfo",
     "ImageRecord",
+    "KnownImage",
     "current_revision",
     "head_revision",
     "open_catalog",

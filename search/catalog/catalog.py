@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import make_url
@@ -24,11 +24,24 @@ from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
 from search.errors import CatalogError, NotFoundError, SchemaOutOfDateError
 from search.paths import display_path
 
-__all__ = ["Catalog", "CollectionInfo", "ImageRecord", "open_catalog", "utcnow"]
+__all__ = ["Catalog", "CollectionInfo", "ImageRecord", "KnownImage", "open_catalog", "utcnow"]
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class KnownImage(NamedTuple):
+    """What a re-index needs to know about a catalog row to decide whether to embed again."""
+
+    id: int
+    size: int
+    mtime: float
+    status: str
+    path: str
+    content_hash: str | None
+    width: int | None
+    height: int | None
 
 
 @dataclass(frozen=True)
@@ -162,15 +175,14 @@ class Catalog:
 
     # -- images ------------------------------------------------------------------------------
 
-    def image_states(self, collection_id: int) -> dict[str, tuple[int, int, float, str, str]]:
-        """path_key -> (id, size, mtime, status, path) for every image of a collection."""
+    def image_states(self, collection_id: int) -> dict[str, KnownImage]:
+        """path_key -> `KnownImage` for every image of a collection."""
         with self.session() as s:
             rows = s.execute(
-                select(Image.path_key, Image.id, Image.size, Image.mtime, Image.status, Image.path).where(
-                    Image.collection_id == collection_id
-                )
+                select(Image.path_key, Image.id, Image.size, Image.mtime, Image.status, Image.path,
+                       Image.content_hash, Image.width, Image.height).where(Image.collection_id == collection_id)
             )
-            return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+            return {r[0]: KnownImage(*r[1:]) for r in rows}
 
     def add_pending_images(self, collection_id: int, items: Sequence[dict[str, Any]]) -> list[int]:
         """Insert rows in state `pending`; returns their ids in input order."""
@@ -307,6 +319,12 @@ class Catalog:
     def index_build(self, collection_id: int) -> IndexBuild | None:
         with self.session() as s:
             return s.scalar(select(IndexBuild).where(IndexBuild.collection_id == collection_id))
+
+    def mark_index_dirty(self, collection_id: int) -> None:
+        """Generation 0 means "a writer is changing the index": no saved file matches it, so a
+        writer that crashed leaves a state the next one recognises as needing a rebuild."""
+        with self.session() as s:
+            s.execute(update(IndexBuild).where(IndexBuild.collection_id == collection_id).values(generation=0))
 
     def record_index_build(
         self, collection_id: int, *, model_id: str, dim: int, factory: str, count: int, generation: int
