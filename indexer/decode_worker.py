@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import threading
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -88,4 +90,8 @@ def decode_batches(
         prefetch_factor=4 if workers else None,
         pin_memory=pin_memory,
         persistent_workers=False,
+        # fork() from a thread of a multi-threaded server can inherit a held lock and hang;
+        # the API runs jobs in threads, so they start workers with `spawn`.
+        multiprocessing_context=None if threading.current_thread() is threading.main_thread() or not workers
+        else "spawn",
     )

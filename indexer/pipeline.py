@@ -33,12 +33,12 @@ from search.errors import InputError, ModelMismatchError
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
 from search.faiss_index import VectorIndex
-from search.paths import decode_path, encode_path, path_key
+from search.paths import decode_path, display_path, encode_path, path_key
 from search.settings import Settings
 
 __all__ = ["IndexReport", "ProgressCallback", "index_paths"]
 
-ProgressCallback = Callable[[int, int], None]  # (done, total) images to embed
+ProgressCallback = Callable[[int, int, int], None]  # (done, total, failed) of the images to embed
 
 
 @dataclass
@@ -55,6 +55,7 @@ class IndexReport:
     seconds: float = 0.0
     cancelled: bool = False
     failure_reasons: Counter[str] = field(default_factory=Counter)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), first 100
 
     @property
     def rate(self) -> float:
@@ -130,7 +131,8 @@ def index_paths(
     follow_symlinks: bool = False,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
-    save_every: float = 60.0,
+    save_every: float | None = None,
+    job_id: int | None = None,
 ) -> IndexReport:
     """Index image files under `paths` into `collection`; see the module docstring."""
     started = time.monotonic()
@@ -142,6 +144,8 @@ def index_paths(
     report = IndexReport(collection=info.name)
     store = CollectionStore(settings, catalog, info)
     with store.writer_lock():
+        if job_id is not None:
+            catalog.attach_job(job_id, info.id)
         store.vectors.remove_temp_files()
         index = store.load_index()
         stale = not store.index_is_current(index)
@@ -190,7 +194,8 @@ def index_paths(
         pending = catalog.pending_images(info.id, seen_keys)
         if pending:
             encoder = encoder or _encoder_for(settings, info)
-            _embed(settings, catalog, store, index, encoder, pending, report, progress, should_stop, save_every)
+            _embed(settings, catalog, store, index, encoder, pending, report, progress, should_stop,
+                   settings.index_save_seconds if save_every is None else save_every)
         store.save_index(index)
         _compact_if_wasteful(store, index)
     report.seconds = time.monotonic() - started
@@ -279,9 +284,10 @@ def _embed(
         pin_memory=cuda,
     )
     done = 0
+    path_of = dict(pending)
     last_save = time.monotonic()
     if progress:
-        progress(0, len(pending))
+        progress(0, len(pending), 0)
     for batch in batches:
         ids = np.asarray([item["id"] for item in batch.ok], dtype=np.int64)
         if batch.pixels is not None:
@@ -293,9 +299,11 @@ def _embed(
         report.indexed += len(batch.ok)
         report.failed += len(batch.failed)
         report.failure_reasons.update(_reason_kind(reason) for _, reason in batch.failed)
+        if batch.failed and len(report.failures) < 100:
+            report.failures += [(display_path(path_of[i]), reason) for i, reason in batch.failed][:100]
         done += len(batch.ok) + len(batch.failed)
         if progress:
-            progress(done, len(pending))
+            progress(done, len(pending), report.failed)
         if time.monotonic() - last_save > save_every:
             store.save_index(index)
             last_save = time.monotonic()

@@ -181,7 +181,7 @@ def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int 
         if any(word in message.lower() for word in ("truncated", "broken data stream", "premature end")):
             raise DecodeFailure(f"truncated or corrupt image data: {message}") from exc
         raise DecodeFailure(f"cannot decode image: {message}") from exc
-    except (ValueError, TypeError, MemoryError, EOFError) as exc:
+    except (ValueError, TypeError, RuntimeError, MemoryError, EOFError) as exc:  # incl. pillow-heif
         raise DecodeFailure(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
     return DecodedImage(image=image, width=width, height=height, content_hash=content_hash)
 

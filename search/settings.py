@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(
         default=64_000_000, ge=1, description="Largest accepted uploaded image, in pixels (width*height)."
     )
+    index_save_seconds: float = Field(
+        default=60.0, ge=0, description="How often a long index run saves its FAISS index (seconds)."
+    )
     default_k: int = Field(default=24, ge=1, le=1000, description="Results per query when k is not given.")
 
     def resolved_database_url(self) -> str:

@@ -15,7 +15,7 @@ import os
 import random
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image, ImageCms, features
@@ -277,9 +277,13 @@ def _add_unreadable(root: Path, bad: dict[str, BadFile], left_out: dict[str, str
 # -- things that must never become catalog rows --------------------------------------------
 
 
-def _make_links(root: Path) -> tuple[dict[str, Path], Path]:
+def _make_links(root: Path, good: dict[str, GoodFile]) -> tuple[dict[str, Path], Path]:
+    """Links that must not be followed (loops, dangling, out of the root) and one that must:
+    a link to a good file inside the root is indexed under its own name."""
     links = root / "links"
     links.mkdir()
+    (links / "inside.png").symlink_to(Path("..") / good["rgba_png"].path.name)
+    good["link_inside_root"] = replace(good["rgba_png"], path=links / "inside.png")
     outside = root.parent / f"{root.name}-outside"
     outside.mkdir()
     Image.new("RGB", (16, 16), (1, 2, 3)).save(outside / "elsewhere.png")
@@ -310,5 +314,5 @@ def make_hostile_corpus(root: Path, seed: int = 13) -> HostileCorpus:
     good = _make_good(root)
     bad = _make_bad(root, rng)
     _add_unreadable(root, bad, left_out)
-    never, outside_link = _make_links(root)
+    never, outside_link = _make_links(root, good)
     return HostileCorpus(root, good, bad, never, outside_link, left_out)

@@ -231,6 +231,17 @@ def test_scan_finds_each_file_once_and_never_loops(
     assert not set(found) & set(corpus.never_indexed.values())
 
 
+def test_scan_through_a_linked_root_keeps_the_links_inside_it(
+    corpus: HostileCorpus, tmp_path: Path
+) -> None:
+    alias = tmp_path / "alias"
+    alias.symlink_to(corpus.root, target_is_directory=True)
+    via_alias = {f.path.relative_to(alias) for f in iter_image_files(alias)}
+    direct = {f.path.relative_to(corpus.root) for f in iter_image_files(corpus.root)}
+    assert via_alias == direct, {"direct only": direct - via_alias, "alias only": via_alias - direct}
+    assert Path("links/inside.png") in via_alias  # resolves inside the (resolved) root
+
+
 # -- indexing the corpus on both catalogs ---------------------------------------------------
 
 

@@ -18,8 +18,9 @@ from search import api
 from search.catalog import open_catalog
 from search.engine import SearchEngine
 from search.settings import Settings
-from web import pages
+from web import jobs_api, pages
 from web.errors import install_error_handlers
+from web.job_runner import JobRunner
 
 __all__ = ["create_app"]
 
@@ -38,9 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = settings.resolved_database_url()
         catalog = open_catalog(url, upgrade=url.startswith("sqlite"))
         app.state.engine = SearchEngine(settings, catalog)
+        app.state.jobs = JobRunner(settings, catalog)
         try:
             yield
         finally:
+            app.state.jobs.shutdown()
             catalog.close()
 
     app = FastAPI(
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(api.router)
+    app.include_router(jobs_api.router)
     app.include_router(pages.router)
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
     app.mount("/static", StaticFiles(directory=str(files("web").joinpath("static"))), name="static")

@@ -109,7 +109,8 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
 ) -> None:
     """Index images: find, decode, embed and store them; re-running only embeds what changed."""
-    from indexer.pipeline import index_paths
+    from indexer.jobs import job_args, run_index_job
+    from search.catalog.schema import JobState
 
     if not paths and from_list is None:
         raise typer.BadParameter("give at least one PATH or --from-list FILE")
@@ -126,15 +127,17 @@ def index(
     )
     task = progress.add_task("embed", total=None, rate="")
 
-    def on_progress(done: int, total: int) -> None:
+    def on_progress(done: int, total: int, _failed: int) -> None:
         progress.update(task, completed=done, total=total)
         speed = progress.tasks[task].speed
         progress.update(task, rate=f"{speed:.1f} img/s" if speed else "")
 
     try:
+        job_id = catalog.create_job("index", job_args(paths or [], collection, model, from_list),
+                                    state=JobState.RUNNING)
         with progress:
-            report = index_paths(
-                settings, catalog, paths or [], collection=collection, model_spec=model or None,
+            report = run_index_job(
+                settings, catalog, job_id, paths=paths or [], collection=collection, model_spec=model or None,
                 from_list=from_list, prune=prune, follow_symlinks=follow_symlinks, progress=on_progress,
             )
     finally:
@@ -232,6 +235,35 @@ def stats(
 
 @app.command()
 @_reports_errors
+def jobs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="Show the newest N jobs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the jobs as JSON.")] = False,
+) -> None:
+    """List indexing jobs (from the CLI and the API), newest first."""
+    from search.job_schemas import JobResponse
+
+    settings = _settings(ctx)
+    catalog = _open_catalog(settings)
+    try:
+        listed = [JobResponse.from_info(job) for job in catalog.list_jobs(limit)]
+    finally:
+        catalog.close()
+    if as_json:
+        _print_json({"jobs": [job.model_dump(mode="json") for job in listed]})
+        return
+    table = Table(show_header=True, header_style="bold")
+    for column in ("id", "state", "collection", "done", "total", "failed", "img/s", "started", "error"):
+        table.add_column(column)
+    for job in listed:
+        table.add_row(str(job.id), job.state, job.collection or "", str(job.done), str(job.total), str(job.failed),
+                      f"{job.rate:.1f}" if job.rate else "", job.started_at.strftime("%Y-%m-%d %H:%M:%S")
+                      if job.started_at else "", job.error or "")
+    stdout.print(table)
+
+
+@app.command()
+@_reports_errors
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -262,3 +294,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -83,3 +83,12 @@ def image_page(request: Request, engine: Engine, image_id: int,
     detail = engine.image_detail(image_id)
     similar = engine.similar(image_id, k=k or 12) if detail.status == "embedded" else None
     return _render(request, "image.html", _page_context(engine, image=detail, response=similar))
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_page(request: Request, engine: Engine) -> Response:
+    from search.job_schemas import JobResponse
+
+    jobs = [JobResponse.from_info(job) for job in engine.catalog.list_jobs(50)]
+    return _render(request, "jobs.html", _page_context(engine, jobs=jobs,
+                                                       token_required=bool(engine.settings.admin_token)))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,15 +19,14 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from search.catalog.migrate import current_revision, head_revision, upgrade_database
+from search.catalog.job_queries import JobInfo, JobQueries, utcnow
 from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
 from search.errors import CatalogError, NotFoundError, SchemaOutOfDateError
 from search.paths import display_path
 
-__all__ = ["Catalog", "CollectionInfo", "ImageRecord", "KnownImage", "open_catalog", "utcnow"]
+__all__ = ["Catalog", "CollectionInfo", "ImageRecord", "JobInfo", "KnownImage", "open_catalog", "utcnow"]
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class KnownImage(NamedTuple):
@@ -118,7 +116,7 @@ def _create_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
-class Catalog:
+class Catalog(JobQueries):
     """Queries over the catalog tables. Build with `open_catalog`."""
 
     def __init__(self, engine: Engine) -> None:

@@ -1,0 +1,97 @@
+"""Indexing as jobs: the API starts (admin token), watches and cancels them; a cancelled job
+resumes; CLI runs are jobs too."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from search.settings import Settings
+from tests.conftest import Cli
+from tests.photos import PhotoSet
+from web.app import create_app
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _wait(client: TestClient, job_id: int, states: set[str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached {states}: {job}")
+
+
+def _many_images(root: Path, count: int) -> Path:
+    rng = random.Random(1)
+    root.mkdir(parents=True)
+    for i in range(count):
+        Image.new("RGB", (40, 40), tuple(rng.randrange(256) for _ in range(3))).save(root / f"{i:04d}.png")
+    return root
+
+
+def test_jobs_api_needs_the_token_runs_and_reports(settings: Settings, photo_set: PhotoSet) -> None:
+    settings = settings.model_copy(update={"admin_token": TOKEN})
+    if not settings.resolved_database_url().startswith("sqlite"):
+        Cli(settings)("db", "upgrade")
+    with TestClient(create_app(settings)) as client:
+        body = {"path": str(photo_set.root), "collection": "photos"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            refused = client.post("/api/jobs", json=body, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["code"] == "unauthorized"
+        started = client.post("/api/jobs", json=body, headers=AUTH)
+        assert started.status_code == 202
+        job = started.json()
+        assert {"id", "state"} <= set(job) and job["state"] in ("queued", "running")
+        done = _wait(client, job["id"], {"done", "failed"})
+        assert done["state"] == "done", done
+        assert {"id", "state", "done", "total", "failed", "rate"} <= set(done)
+        assert (done["done"], done["total"], done["failed"]) == (len(photo_set.good) + 2,) * 2 + (2,)
+        assert {e["reason"].split(":")[0] for e in done["errors"]} == {"truncated or corrupt image data", "not an image"}
+        assert client.get("/api/stats").json()["embedded"] == len(photo_set.good)
+        assert client.get("/api/search", params={"q": "red", "collection": "photos"}).status_code == 200
+
+        bad = client.post("/api/jobs", json={"path": "/no/such/folder"}, headers=AUTH)
+        assert bad.status_code == 400 and "does not exist" in bad.json()["error"]["message"]
+        assert client.post("/api/jobs/9999/cancel", headers=AUTH).status_code == 404
+        assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 401
+    listed = Cli(settings).json("jobs")["jobs"]
+    assert listed[0]["id"] == job["id"] and listed[0]["state"] == "done"
+
+
+def test_cancelled_job_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    corpus = _many_images(tmp_path / "many", 400)
+    settings = Settings(data_dir=tmp_path / "data", model="tiny-test", workers=0, device="cpu", batch_size=2)
+    with TestClient(create_app(settings)) as client:
+        job = client.post("/api/jobs", json={"path": str(corpus)}).json()
+        running = _wait(client, job["id"], {"running"})
+        assert running["state"] == "running"
+        while client.get(f"/api/jobs/{job['id']}").json()["done"] < 10:
+            time.sleep(0.05)
+        cancelled = client.post(f"/api/jobs/{job['id']}/cancel").json()
+        assert cancelled["state"] == "cancelled", cancelled
+        assert 0 < cancelled["done"] < 400
+        stats = client.get("/api/stats").json()
+        assert stats["embedded"] == stats["index_vectors"] == cancelled["done"]
+
+        resumed = client.post("/api/jobs", json={"path": str(corpus)}).json()
+        finished = _wait(client, resumed["id"], {"done", "failed", "cancelled"})
+        assert finished["state"] == "done"
+        assert finished["total"] == 400 - cancelled["done"], "the resumed job only embeds what was left"
+        stats = client.get("/api/stats").json()
+        assert stats["embedded"] == stats["index_vectors"] == 400
+
+
+def test_cli_runs_are_recorded_as_jobs(cli: Cli, photo_set: PhotoSet) -> None:
+    cli.json("index", str(photo_set.root))
+    (job,) = cli.json("jobs")["jobs"]
+    assert job["state"] == "done" and job["kind"] == "index" and job["collection"] == "default"
+    assert job["args"]["paths"] == [str(photo_set.root)]
