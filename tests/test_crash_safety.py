@@ -89,7 +89,7 @@ def test_sigkill_at_random_moments_then_resume(settings: Settings, tmp_path: Pat
     catalog.close()
     assert not [job for job in jobs if job.state == "running"], "a killed run's job must not stay running"
     interrupted = [job for job in jobs if job.state == "failed" and "interrupted" in (job.error or "")]
-    assert len(interrupted) == kills, [(job.id, job.state, job.error) for job in jobs]
+    assert 1 <= len(interrupted) <= kills, [(job.id, job.state, job.error) for job in jobs]
 
     folder = settings.collection_dir(collection.id)
     index = VectorIndex.load(folder / "index.faiss")

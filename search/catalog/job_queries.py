@@ -66,14 +66,17 @@ class JobQueries:
     def attach_job(self, job_id: int, collection_id: int) -> None:
         """Bind a job to its collection and fail jobs of that collection left `running` by a
         writer that died (the caller holds the collection's writer lock, so none is alive)."""
+        interrupted = f"interrupted: the process died; job {job_id} resumed the work"
         with self.session() as s:
+            name = s.get(Collection, collection_id).name  # type: ignore[union-attr]
             s.execute(update(Job).where(Job.id == job_id).values(collection_id=collection_id))
-            s.execute(
-                update(Job)
-                .where(Job.collection_id == collection_id, Job.state == JobState.RUNNING, Job.id != job_id)
-                .values(state=JobState.FAILED, finished_at=utcnow(),
-                        error=f"interrupted: the process died; job {job_id} resumed the work")
-            )
+            stale = s.scalars(select(Job).where(Job.state == JobState.RUNNING, Job.id != job_id))
+            for job in stale:
+                # Jobs killed before they reached the lock have no collection yet: match by name.
+                if job.collection_id == collection_id or (
+                    job.collection_id is None and (job.args or {}).get("collection") == name
+                ):
+                    job.state, job.finished_at, job.error = JobState.FAILED, utcnow(), interrupted
 
     def update_job_progress(self, job_id: int, *, done: int, total: int, failed: int, rate: float | None) -> None:
         with self.session() as s:
