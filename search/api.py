@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from search.engine import MAX_K, SearchEngine
 from search.errors import InputError
-from search.schemas import ImageDetail, SearchResponse, StatsResponse
+from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD
+from search.schemas import DuplicatesResponse, ImageDetail, SearchResponse, StatsResponse
 
 __all__ = ["get_engine", "read_upload", "router"]
 
@@ -25,6 +26,7 @@ def get_engine(request: Request) -> SearchEngine:
 
 Engine = Annotated[SearchEngine, Depends(get_engine)]
 K = Annotated[int | None, Query(ge=1, le=MAX_K, description="Number of results.")]
+Dedupe = Annotated[bool, Query(description="Collapse near-duplicate images into their best hit.")]
 
 
 async def read_upload(request: Request, file: UploadFile, engine: SearchEngine) -> bytes:
@@ -45,8 +47,9 @@ def search_text(
     q: Annotated[str, Query(min_length=1, max_length=1000, description="Text query.")],
     k: K = None,
     collection: Annotated[str | None, Query(description="Only this collection.")] = None,
+    dedupe: Dedupe = False,
 ) -> SearchResponse:
-    return engine.search_text(q, k=k, collection=collection)
+    return engine.search_text(q, k=k, collection=collection, dedupe=dedupe)
 
 
 @router.post("/search/image", response_model=SearchResponse, summary="Search images by an example image")
@@ -56,10 +59,12 @@ async def search_image(
     file: Annotated[UploadFile, File(description="The example image.")],
     k: Annotated[int | None, Form(ge=1, le=MAX_K)] = None,
     collection: Annotated[str | None, Form()] = None,
+    dedupe: Annotated[bool, Form()] = False,
 ) -> SearchResponse:
     data = await read_upload(request, file, engine)
     return await run_in_threadpool(
-        engine.search_image_bytes, data, k=k, collection=collection, source=f"upload {file.filename!r}"
+        engine.search_image_bytes, data, k=k, collection=collection, source=f"upload {file.filename!r}",
+        dedupe=dedupe,
     )
 
 
@@ -89,3 +94,13 @@ def thumbnail(engine: Engine, image_id: int) -> FileResponse:
 @router.get("/stats", response_model=StatsResponse, summary="Counts for the data directory")
 def stats(engine: Engine) -> StatsResponse:
     return engine.stats()
+
+
+@router.get("/duplicates", response_model=DuplicatesResponse, summary="Groups of near-identical images")
+def duplicates(
+    engine: Engine,
+    threshold: Annotated[float, Query(gt=0, le=1, description="Cosine similarity threshold.")] =
+    DEFAULT_DUPLICATE_THRESHOLD,
+    collection: Annotated[str | None, Query(description="Only this collection.")] = None,
+) -> DuplicatesResponse:
+    return engine.duplicates(threshold=threshold, collection=collection)

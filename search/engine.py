@@ -19,6 +19,7 @@ from PIL import Image
 
 from search.catalog import Catalog, CollectionInfo, ImageRecord
 from search.collection_store import CollectionStore
+from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD, collapse_near_duplicates, duplicate_groups
 from search.errors import InputError, ModelMismatchError, NotFoundError
 from search.faiss_index import VectorIndex
 from search.image_decode import DecodeFailure, decode_bytes
@@ -27,6 +28,8 @@ from search.models.model_spec import parse_encoder_spec
 from search.paths import decode_path, display_path
 from search.schemas import (
     CollectionStats,
+    DuplicateGroup,
+    DuplicatesResponse,
     ImageDetail,
     SearchResponse,
     SearchResult,
@@ -109,17 +112,17 @@ class SearchEngine:
         return k
 
     def search_text(self, query: str, *, k: int | None = None, collection: str | None = None,
-                    model: str | None = None) -> SearchResponse:
+                    model: str | None = None, dedupe: bool = False) -> SearchResponse:
         query = query.strip()
         if not query:
             raise InputError("The query is empty: type some words to search for.")
         if len(query) > MAX_QUERY_CHARS:
             raise InputError(f"The query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}.")
         return self._search(lambda enc: enc.encode_texts([query]), k=self._check_k(k),
-                            collection=collection, model=model, query=query)
+                            collection=collection, model=model, query=query, dedupe=dedupe)
 
     def search_image_bytes(self, data: bytes, *, k: int | None = None, collection: str | None = None,
-                           source: str = "upload") -> SearchResponse:
+                           source: str = "upload", dedupe: bool = False) -> SearchResponse:
         if len(data) > self.settings.max_upload_bytes:
             raise InputError(
                 f"{source} is {len(data)} bytes; the limit is {self.settings.max_upload_bytes} "
@@ -129,12 +132,12 @@ class SearchEngine:
             decoded = decode_bytes(data, draft_size=512, max_pixels=self.settings.max_upload_pixels)
         except DecodeFailure as exc:
             raise InputError(f"{source}: {exc.reason}.") from exc
-        return self.search_image(decoded.image, k=k, collection=collection)
+        return self.search_image(decoded.image, k=k, collection=collection, dedupe=dedupe)
 
     def search_image(self, image: Image.Image, *, k: int | None = None,
-                     collection: str | None = None) -> SearchResponse:
+                     collection: str | None = None, dedupe: bool = False) -> SearchResponse:
         return self._search(lambda enc: enc.encode_images([image]), k=self._check_k(k),
-                            collection=collection, model=None, query=None)
+                            collection=collection, model=None, query=None, dedupe=dedupe)
 
     def similar(self, image_id: int, *, k: int | None = None) -> SearchResponse:
         k = self._check_k(k)
@@ -153,12 +156,14 @@ class SearchEngine:
         return SearchResponse(query=None, k=k, results=results,
                               timings={"search_ms": search_ms, "metadata_ms": meta_ms})
 
-    def _search(self, encode, *, k: int, collection: str | None, model: str | None,
-                query: str | None) -> SearchResponse:
+    def _search(self, encode, *, k: int, collection: str | None, model: str | None,  # type: ignore[no-untyped-def]
+                query: str | None, dedupe: bool = False) -> SearchResponse:
         collections = self._collections(collection)
         timings = {"encode_ms": 0.0, "search_ms": 0.0}
         hits: list[tuple[float, int]] = []
         vectors: dict[str, np.ndarray] = {}
+        hit_vectors: dict[int, np.ndarray] = {}
+        fetch = min(MAX_K, k * 4) if dedupe else k
         for info in collections:
             started = time.perf_counter()
             if info.model_id not in vectors:
@@ -166,10 +171,15 @@ class SearchEngine:
             timings["encode_ms"] += (time.perf_counter() - started) * 1000
             started = time.perf_counter()
             index = self.index_for(info)
-            scores, ids = index.search(vectors[info.model_id], k)
-            hits.extend((float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0)
+            scores, ids = index.search(vectors[info.model_id], fetch)
+            found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+            hits.extend(found)
+            if dedupe:
+                hit_vectors.update((i, index.reconstruct(i)) for _, i in found)
             timings["search_ms"] += (time.perf_counter() - started) * 1000
         hits.sort(key=lambda hit: (-hit[0], hit[1]))
+        if dedupe:
+            hits = collapse_near_duplicates(hits, hit_vectors)
         results, meta_ms = self._results(hits[:k], {c.id: c for c in collections})
         timings["metadata_ms"] = meta_ms
         timings["total_ms"] = sum(timings.values())
@@ -235,6 +245,20 @@ class SearchEngine:
 
     def record(self, image_id: int) -> ImageRecord:
         return self.catalog.get_image(image_id)
+
+    def duplicates(self, *, threshold: float = DEFAULT_DUPLICATE_THRESHOLD,
+                   collection: str | None = None) -> DuplicatesResponse:
+        """Groups of near-identical images in each collection."""
+        if not 0 < threshold <= 1:
+            raise InputError(f"threshold must be in (0, 1], got {threshold}.")
+        groups = []
+        for info in self._collections(collection):
+            found = duplicate_groups(self.index_for(info), threshold)
+            records = self.catalog.get_images([i for ids, _ in found for i in ids])
+            for ids, similarity in found:
+                groups.append(DuplicateGroup(collection=info.name, similarity=similarity, ids=ids,
+                                             paths=[records[i].display_path for i in ids if i in records]))
+        return DuplicatesResponse(threshold=threshold, groups=groups)
 
     # -- stats -------------------------------------------------------------------------------
 

@@ -7,7 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["CollectionStats", "ImageDetail", "SearchResponse", "SearchResult", "StatsResponse", "Tag"]
+__all__ = [
+    "CollectionStats",
+    "DuplicateGroup",
+    "DuplicatesResponse",
+    "ImageDetail",
+    "SearchResponse",
+    "SearchResult",
+    "StatsResponse",
+    "Tag",
+]
 
 
 class Tag(BaseModel):
@@ -74,3 +83,15 @@ class StatsResponse(BaseModel):
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump()
+
+
+class DuplicateGroup(BaseModel):
+    collection: str
+    similarity: float = Field(description="Lowest similarity between two images that joined the group.")
+    ids: list[int]
+    paths: list[str]
+
+
+class DuplicatesResponse(BaseModel):
+    threshold: float
+    groups: list[DuplicateGroup]

@@ -171,6 +171,7 @@ def search(
     k: Annotated[int, typer.Option(help="Number of results.")] = 10,
     collection: Annotated[str | None, typer.Option(help="Search only this collection (default: all).")] = None,
     model: Annotated[str | None, typer.Option(help="Query encoder SPEC; must match the index's encoder.")] = None,
+    dedupe: Annotated[bool, typer.Option(help="Collapse near-duplicate images into their best hit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"results\": [...]} as JSON.")] = False,
 ) -> None:
     """Search by text (QUERY) or by an example image (--image)."""
@@ -188,9 +189,10 @@ def search(
                 data = image.read_bytes()
             except OSError as exc:
                 raise InputError(f"Cannot read --image {image}: {exc.strerror or exc}.") from exc
-            response = engine.search_image_bytes(data, k=k, collection=collection, source=str(image))
+            response = engine.search_image_bytes(data, k=k, collection=collection, source=str(image),
+                                                 dedupe=dedupe)
         else:
-            response = engine.search_text(query or "", k=k, collection=collection, model=model)
+            response = engine.search_text(query or "", k=k, collection=collection, model=model, dedupe=dedupe)
     finally:
         catalog.close()
     if as_json:
@@ -231,6 +233,36 @@ def stats(
         table.add_row(c.name, str(c.images), str(c.embedded), str(c.failed), str(c.pending),
                       str(c.index_vectors), c.model_id)
     stdout.print(table)
+
+
+@app.command()
+@_reports_errors
+def dupes(
+    ctx: typer.Context,
+    threshold: Annotated[float, typer.Option(help="Cosine similarity at or above which images count as "
+                                             "near-duplicates.")] = 0.95,
+    collection: Annotated[str | None, typer.Option(help="Only this collection (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"groups\": [...]} as JSON.")] = False,
+) -> None:
+    """List groups of near-identical images (found with the FAISS index)."""
+    from search.engine import SearchEngine
+
+    settings = _settings(ctx)
+    catalog = _open_catalog(settings)
+    try:
+        result = SearchEngine(settings, catalog).duplicates(threshold=threshold, collection=collection)
+    finally:
+        catalog.close()
+    if as_json:
+        _print_json(result.model_dump())
+        return
+    if not result.groups:
+        stdout.print(f"No near-duplicates at similarity >= {threshold}.")
+    for number, group in enumerate(result.groups, 1):
+        stdout.print(f"[bold]Group {number}[/] ({len(group.ids)} images, similarity >= {group.similarity:.3f}, "
+                     f"collection {group.collection})", highlight=False)
+        for path in group.paths:
+            stdout.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()

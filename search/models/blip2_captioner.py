@@ -82,7 +82,9 @@ class Blip2Captioner:
     def prompt_inputs(self, images: Sequence[Image.Image], prompt: str) -> BatchFeature:
         """Pixel values and token ids (image tokens, then `prompt`) for each image."""
         inputs = self._processor(
-            images=[image.convert("RGB") for image in images], text=[prompt] * len(images), return_tensors="pt"
+            images=[image.convert("RGB") for image in images],
+            text=[prompt] * len(images),
+            return_tensors="pt",
         )
         return inputs.to(self.device).to(self._model.vision_model.dtype)
 

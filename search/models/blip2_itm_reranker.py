@@ -1,116 +1,57 @@
 """`Blip2ItmReranker`: BLIP-2's image-text matching head (`Blip2ForImageTextRetrieval`).
 
 The match probability of a pair is softmax(ITM logits)[1], the head's "matches" class, exactly
-as `Blip2ForImageTextRetrieval(..., use_image_text_matching_head=True)` computes it. The forward
-pass is split in two here, vision tower then Q-Former + ITM head, for two reasons of cost: the
-query is tokenized once and broadcast over every image of a batch instead of being repeated by
-the processor, and vision features (the expensive part) can be cached per image key.
+as `Blip2ForImageTextRetrieval(..., use_image_text_matching_head=True)` computes it, but split
+into vision tower, then Q-Former + ITM head (see `SplitItmReranker` for why).
 `tests/test_rerank_caption_models.py` checks that the split gives transformers' own numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from PIL import Image
-
-from search.models.reranker import VisionFeatureCache
+from search.models.reranker import SplitItmReranker
 
 if TYPE_CHECKING:
     import torch
-    from transformers import Blip2ForImageTextRetrieval
 
 __all__ = ["Blip2ItmReranker"]
 
 
-class Blip2ItmReranker:
-    """A loaded `Blip2ForImageTextRetrieval` and its processor behind the `Reranker` protocol.
+class Blip2ItmReranker(SplitItmReranker):
+    """A loaded `Blip2ForImageTextRetrieval` and its processor behind the `Reranker` protocol."""
 
-    `batch_size` pairs go through the model at once; `feature_cache_size` images' vision
-    features are kept when `score` is given keys (0 turns the cache off); queries longer than
-    `max_query_tokens` tokens are truncated.
-    """
-
-    def __init__(
-        self,
-        model: Blip2ForImageTextRetrieval,
-        processor: Any,
-        *,
-        model_id: str,
-        batch_size: int = 32,
-        feature_cache_size: int = 128,
-        max_query_tokens: int = 64,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        self.model_id = model_id
-        self.batch_size = batch_size
-        self.feature_cache = VisionFeatureCache(feature_cache_size)
-        self._model = model.eval()
-        self._image_processor = processor.image_processor
-        self._tokenizer = processor.tokenizer
-        self._max_query_tokens = min(max_query_tokens, model.config.qformer_config.max_position_embeddings)
-
-    @property
-    def device(self) -> torch.device:
-        return self._model.device
-
-    def score(
-        self, query: str, images: Sequence[Image.Image], keys: Sequence[Hashable] | None = None
-    ) -> np.ndarray:
-        """Match probability in [0, 1] of `query` with each image (float32, input order)."""
-        import torch
-
-        if keys is not None and len(keys) != len(images):
-            raise ValueError(f"Got {len(keys)} keys for {len(images)} images; pass one key per image.")
-        if not images:
-            return np.zeros(0, dtype=np.float32)
-        with torch.inference_mode():
-            text = self._tokenizer(
-                query, truncation=True, max_length=self._max_query_tokens, return_tensors="pt"
-            ).to(self.device)
-            probabilities = []
-            for start in range(0, len(images), self.batch_size):
-                stop = start + self.batch_size
-                features = self.feature_cache.features(
-                    images[start:stop], None if keys is None else keys[start:stop], self.encode_images
-                )
-                probabilities.append(self.match_probabilities(features, text["input_ids"], text["attention_mask"]))
-            return torch.cat(probabilities).float().cpu().numpy()
-
-    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """The vision tower's last hidden state for each image: (n, patches + 1, hidden)."""
-        vision = self._model.vision_model
-        pixels = self._image_processor([image.convert("RGB") for image in images], return_tensors="pt")
-        pixel_values = pixels["pixel_values"].to(self.device, dtype=vision.dtype)
-        return vision(pixel_values=pixel_values).last_hidden_state
+    @staticmethod
+    def text_position_limit(model: Any) -> int:
+        return int(model.config.qformer_config.max_position_embeddings)
 
     def match_probabilities(
         self, image_embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
-        """P(match) for each image's features paired with one tokenized query (1, length).
-
-        Mirrors the ITM branch of `Blip2ForImageTextRetrieval.forward` for checkpoints whose
-        input ids carry no image tokens (`image_token_index` None): query tokens and text share
+        """The ITM branch of `Blip2ForImageTextRetrieval.forward`: query tokens and text share
         the Q-Former's self-attention, the query tokens cross-attend to the image, and the ITM
-        head's logits averaged over the query tokens give the two-class score.
-        """
+        head's logits averaged over the query tokens give the two-class score. The text carries
+        no image tokens, which is what the forward pass reduces to when `image_token_index`
+        is set (it strips them and uses their all-ones mask for the query tokens)."""
         import torch
 
         model = self._model
         count = image_embeds.shape[0]
         query_tokens = model.query_tokens.expand(count, -1, -1)
         query_length = query_tokens.shape[1]
-        embeddings = model.embeddings(input_ids=input_ids.expand(count, -1), query_embeds=query_tokens)
-        query_mask = torch.ones((count, query_length), dtype=attention_mask.dtype, device=attention_mask.device)
+        embeddings = model.embeddings(
+            input_ids=input_ids.expand(count, -1), query_embeds=query_tokens
+        )
+        query_mask = attention_mask.new_ones((count, query_length))
+        image_mask = torch.ones(
+            image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device
+        )
         hidden = model.qformer(
             query_embeds=embeddings,
             query_length=query_length,
             attention_mask=torch.cat([query_mask, attention_mask.expand(count, -1)], dim=1),
             encoder_hidden_states=image_embeds,
-            encoder_attention_mask=torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device),
+            encoder_attention_mask=image_mask,
             return_dict=True,
         ).last_hidden_state
         head = model.itm_head

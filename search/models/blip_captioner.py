@@ -78,7 +78,9 @@ class BlipCaptioner:
             with torch.inference_mode():
                 tokens = self._model.generate(
                     pixel_values=inputs["pixel_values"].to(self._model.vision_model.dtype),
-                    max_new_tokens=self.max_new_tokens, num_beams=self.num_beams, do_sample=False,
+                    max_new_tokens=self.max_new_tokens,
+                    num_beams=self.num_beams,
+                    do_sample=False,
                 )
             captions.extend(self._decode(self._processor, tokens))
         return captions
@@ -88,13 +90,16 @@ class BlipCaptioner:
         import torch
 
         model, processor = self._answering_model()
-        inputs = processor(images=[image.convert("RGB")], text=[question], return_tensors="pt").to(model.device)
+        inputs = processor(images=[image.convert("RGB")], text=[question], return_tensors="pt")
+        inputs = inputs.to(model.device)
         with torch.inference_mode():
             tokens = model.generate(
                 input_ids=inputs["input_ids"],
                 pixel_values=inputs["pixel_values"].to(model.vision_model.dtype),
                 attention_mask=inputs["attention_mask"],
-                max_new_tokens=self.answer_max_new_tokens, num_beams=self.num_beams, do_sample=False,
+                max_new_tokens=self.answer_max_new_tokens,
+                num_beams=self.num_beams,
+                do_sample=False,
             )
         return self._decode(processor, tokens)[0]
 
@@ -103,14 +108,16 @@ class BlipCaptioner:
             if self._answerer is None:
                 if self._load_answerer is None:
                     raise ModelError(
-                        f"Captioner {self.model_id!r} cannot answer questions: BLIP captioning models "
-                        "are not trained for it and no BLIP VQA model is paired with this one. Name one "
-                        "after a '+', e.g. --captioner CAPTION_SPEC+Salesforce/blip-vqa-base (or "
-                        "+local-dir:PATH), or use a BLIP-2 captioner."
+                        f"Captioner {self.model_id!r} cannot answer questions: BLIP captioning "
+                        "models are not trained for it and no BLIP VQA model is paired with this "
+                        "one. Name one after a '+', e.g. --captioner "
+                        "CAPTION_SPEC+Salesforce/blip-vqa-base (or +local-dir:PATH), or use a "
+                        "BLIP-2 captioner."
                     )
                 self._answerer = self._load_answerer()
             return self._answerer
 
     @staticmethod
     def _decode(processor: Any, tokens: torch.Tensor) -> list[str]:
-        return [text.strip() for text in processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+        texts = processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return [text.strip() for text in texts]
