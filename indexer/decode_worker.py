@@ -13,8 +13,7 @@ import threading
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from search.image_decode import DecodeFailure, decode_file
-from search.paths import decode_path
+from search.image_decode import DecodeFailure, decode_stored
 
 __all__ = ["DecodedBatch", "decode_batches"]
 
@@ -44,7 +43,7 @@ class _DecodeDataset(Dataset):
     def __getitem__(self, position: int) -> dict[str, Any]:
         image_id, stored_path = self.items[position]
         try:
-            decoded = decode_file(decode_path(stored_path), draft_size=self.draft_size)
+            decoded = decode_stored(stored_path, draft_size=self.draft_size)
             pixels = self.preprocess(decoded.image)
         except DecodeFailure as exc:
             return {"id": image_id, "error": exc.reason}

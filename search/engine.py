@@ -66,6 +66,7 @@ class SearchEngine:
         self.catalog = catalog
         self._lock = threading.Lock()
         self._indexes: dict[int, _LoadedIndex] = {}
+        self._encoders: dict[tuple[int, str], Encoder] = {}
 
     # -- collections and indexes -------------------------------------------------------------
 
@@ -93,6 +94,7 @@ class SearchEngine:
             return loaded.index
 
     def _encoder(self, collection: CollectionInfo, model: str | None) -> Encoder:
+        """The collection's encoder (loaded once; spec parsing hashes weight files, so cache it)."""
         if model is not None:
             wanted = parse_encoder_spec(model).model_id
             if wanted != collection.model_id:
@@ -101,7 +103,18 @@ class SearchEngine:
                     f"encoder --model {model} is {wanted}. Scores across different encoders are "
                     "meaningless: drop --model to use the collection's own encoder."
                 )
-        return load_encoder(collection.model_spec, self.settings.device)
+        key = (collection.id, collection.model_id)
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            encoder = load_encoder(collection.model_spec, self.settings.device)
+            if encoder.model_id != collection.model_id:
+                raise ModelMismatchError(
+                    f"Collection {collection.name!r} was indexed with {collection.model_id}, but its model spec "
+                    f"{collection.model_spec!r} now loads {encoder.model_id} (the weights changed). Re-index "
+                    "into a new collection to search with the new weights."
+                )
+            self._encoders[key] = encoder
+        return encoder
 
     # -- queries -----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
-__all__ = ["DecodeFailure", "DecodedImage", "decode_bytes", "decode_file", "to_rgb"]
+__all__ = ["DecodeFailure", "DecodedImage", "decode_bytes", "decode_file", "decode_stored", "to_rgb"]
 
 # A picture much longer than wide would blow up to billions of pixels when its short side is
 # resized to the model input; keep at most this ratio (centre crop of the long side).
@@ -213,6 +213,14 @@ def decode_file(path: Path, *, draft_size: int | None = None) -> DecodedImage:
     except OSError as exc:
         raise DecodeFailure(f"unreadable: {exc.strerror or exc}") from exc
     return decode_bytes(data, draft_size=draft_size)
+
+
+def decode_stored(stored_path: str, *, draft_size: int | None = None) -> DecodedImage:
+    """Decode the image a catalog row names: a plain file or a member of a tar shard
+    (`search.image_source`); raises `DecodeFailure` with a specific reason."""
+    from search.image_source import read_image_bytes  # that module imports this one
+
+    return decode_bytes(read_image_bytes(stored_path), draft_size=draft_size)
 
 
 def _register_optional_formats() -> bool:

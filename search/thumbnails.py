@@ -11,8 +11,7 @@ from pathlib import Path
 from search.atomic_files import atomic_write_bytes
 from search.catalog import ImageRecord
 from search.errors import NotFoundError
-from search.image_decode import DecodeFailure, decode_file
-from search.paths import decode_path
+from search.image_decode import DecodeFailure, decode_stored
 
 __all__ = ["THUMBNAIL_SIZE", "thumbnail_for"]
 
@@ -26,7 +25,7 @@ def thumbnail_for(record: ImageRecord, cache_dir: Path) -> Path:
     if target.exists():
         return target
     try:
-        decoded = decode_file(decode_path(record.path), draft_size=THUMBNAIL_SIZE)
+        decoded = decode_stored(record.path, draft_size=THUMBNAIL_SIZE)
     except DecodeFailure as exc:
         raise NotFoundError(f"Image {record.id} has no thumbnail: {exc.reason}.") from exc
     image = decoded.image

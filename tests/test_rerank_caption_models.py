@@ -27,15 +27,15 @@ from search.models.generative_registry import (
     load_reranker,
     parse_generative_spec,
 )
-from search.models.reranker import Reranker
+from search.models.reranker import Reranker, SplitItmReranker
 
 QUERY = "a red circle on a blue background"
 TINY_SPECS = ["blip2-tiny-test", "blip-tiny-test"]
-
-
-def _noise_image(seed: int, size: tuple[int, int] = (48, 40), mode: str = "RGB") -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    return Image.fromarray(pixels).convert(mode)
+Builder = Callable[[], tuple[Any, Any]]
+RERANKERS: dict[str, tuple[type[SplitItmReranker], Builder]] = {
+    "blip2-tiny-test": (Blip2ItmReranker, tiny.build_tiny_blip2_itm),
+    "blip-tiny-test": (BlipItmReranker, tiny.build_tiny_blip_itm),
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,19 +50,24 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+def _noise_image(seed: int, size: tuple[int, int], mode: str) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels).convert(mode)
+
+
 @pytest.fixture(scope="module")
 def images() -> list[Image.Image]:
     """Varied sizes and modes: the processors must resize and convert every one to RGB."""
     shapes = [(48, 40), (20, 64), (64, 64), (33, 17), (40, 48), (64, 30), (16, 16)]
     modes = ["RGB", "L", "RGBA", "RGB", "P", "RGB", "RGB"]
-    return [_noise_image(seed, shape, mode) for seed, (shape, mode) in enumerate(zip(shapes, modes))]
+    return [_noise_image(seed, *shape_mode) for seed, shape_mode in enumerate(zip(shapes, modes))]
 
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every tiny model saved with save_pretrained (model + processor), one folder each."""
     root = tmp_path_factory.mktemp("saved-models")
-    builders: dict[str, Callable[[], tuple[Any, Any]]] = {
+    builders: dict[str, Builder] = {
         "blip2-itm": tiny.build_tiny_blip2_itm,
         "blip-itm": tiny.build_tiny_blip_itm,
         "blip2-caption": tiny.build_tiny_blip2_captioning,
@@ -76,51 +81,58 @@ def saved_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _rgb(images: list[Image.Image]) -> list[Image.Image]:
+    return [image.convert("RGB") for image in images]
+
+
 @pytest.mark.parametrize("spec", TINY_SPECS)
 def test_reranker_gives_one_probability_per_image(spec: str, images: list[Image.Image]) -> None:
     reranker = load_reranker(spec, device="cpu")
     assert isinstance(reranker, Reranker)
     scores = reranker.score(QUERY, images)
-    assert scores.shape == (len(images),) and scores.dtype == np.float32, (scores.shape, scores.dtype)
+    assert scores.shape == (len(images),), scores.shape
+    assert scores.dtype == np.float32, scores.dtype
     assert np.all((scores >= 0) & (scores <= 1)), scores
-    assert len(np.unique(scores)) == len(images), f"images should score differently, got {scores}"
+    assert len(np.unique(scores)) == len(images), f"images should score differently: {scores}"
     assert reranker.score(QUERY, []).shape == (0,)
 
 
-RERANKER_CLASSES: dict[str, tuple[type[Any], Callable[[], tuple[Any, Any]]]] = {
-    "blip2-tiny-test": (Blip2ItmReranker, tiny.build_tiny_blip2_itm),
-    "blip-tiny-test": (BlipItmReranker, tiny.build_tiny_blip_itm),
-}
-
-
 @pytest.mark.parametrize("spec", TINY_SPECS)
-def test_reranker_ranks_the_same_whatever_the_order_and_batch_size(spec: str, images: list[Image.Image]) -> None:
-    reranker_class, build = RERANKER_CLASSES[spec]
+def test_reranker_ranks_the_same_whatever_the_order_and_batch_size(
+    spec: str, images: list[Image.Image]
+) -> None:
+    reranker_class, build = RERANKERS[spec]
     model, processor = build()
     reference = reranker_class(model, processor, model_id=spec).score(QUERY, images)
     permutation = np.random.default_rng(1).permutation(len(images))
     shuffled = [images[index] for index in permutation]
     for batch_size in (1, 3, 64):
-        scores = reranker_class(model, processor, model_id=spec, batch_size=batch_size).score(QUERY, shuffled)
+        reranker = reranker_class(model, processor, model_id=spec, batch_size=batch_size)
+        scores = reranker.score(QUERY, shuffled)
         np.testing.assert_allclose(scores, reference[permutation], rtol=0, atol=1e-5)
         ranked = permutation[np.argsort(-scores, kind="stable")]
         assert list(ranked) == list(np.argsort(-reference, kind="stable")), (scores, reference)
 
 
 @pytest.mark.parametrize("with_image_tokens", [False, True])
-def test_blip2_reranker_equals_transformers_itm_forward(images: list[Image.Image], with_image_tokens: bool) -> None:
-    """The split forward (cached vision features, query broadcast) reproduces
-    `Blip2ForImageTextRetrieval(..., use_image_text_matching_head=True)` exactly, for checkpoints
-    with and without image tokens in their input ids."""
+def test_blip2_reranker_equals_transformers_itm_forward(
+    images: list[Image.Image], with_image_tokens: bool
+) -> None:
+    """The split forward (vision features first, query broadcast) reproduces
+    `Blip2ForImageTextRetrieval(..., use_image_text_matching_head=True)`, for checkpoints with
+    and without image tokens in their input ids."""
     import torch
     from transformers import Blip2Processor
 
     model, processor = tiny.build_tiny_blip2_itm()
     if with_image_tokens:
-        processor = Blip2Processor(processor.image_processor, processor.tokenizer, num_query_tokens=tiny.TINY_NUM_QUERY_TOKENS)
+        processor = Blip2Processor(
+            processor.image_processor, processor.tokenizer,
+            num_query_tokens=tiny.TINY_NUM_QUERY_TOKENS,
+        )
         model.config.image_token_index = processor.tokenizer.convert_tokens_to_ids("<image>")
     ours = Blip2ItmReranker(model, processor, model_id="x", batch_size=2).score(QUERY, images)
-    inputs = processor(images=[i.convert("RGB") for i in images], text=[QUERY] * len(images), return_tensors="pt")
+    inputs = processor(images=_rgb(images), text=[QUERY] * len(images), return_tensors="pt")
     with torch.inference_mode():
         logits = model(**inputs, use_image_text_matching_head=True).logits_per_image
     np.testing.assert_allclose(ours, logits.softmax(dim=1)[:, 1].numpy(), rtol=0, atol=1e-6)
@@ -131,7 +143,7 @@ def test_blip_reranker_equals_transformers_itm_forward(images: list[Image.Image]
 
     model, processor = tiny.build_tiny_blip_itm()
     ours = BlipItmReranker(model, processor, model_id="x", batch_size=4).score(QUERY, images)
-    inputs = processor(images=[i.convert("RGB") for i in images], text=[QUERY] * len(images), return_tensors="pt")
+    inputs = processor(images=_rgb(images), text=[QUERY] * len(images), return_tensors="pt")
     with torch.inference_mode():
         logits = model(**inputs, use_itm_head=True).itm_score
     np.testing.assert_allclose(ours, logits.softmax(dim=1)[:, 1].numpy(), rtol=0, atol=1e-6)
@@ -139,33 +151,39 @@ def test_blip_reranker_equals_transformers_itm_forward(images: list[Image.Image]
 
 @pytest.mark.parametrize("spec", TINY_SPECS)
 def test_same_spec_gives_same_model_in_every_load(spec: str, images: list[Image.Image]) -> None:
-    first_reranker = load_reranker(spec, device="cpu")
-    assert load_reranker(spec, device="cpu") is first_reranker, "a loaded reranker is kept and shared"
-    first_scores = first_reranker.score(QUERY, images)
+    first = load_reranker(spec, device="cpu")
+    assert load_reranker(spec, device="cpu") is first, "a loaded reranker is kept and shared"
+    first_scores = first.score(QUERY, images)
     first_captions = load_captioner(spec, device="cpu").caption(images[:3])
     clear_generative_model_cache()
-    second_reranker = load_reranker(spec, device="cpu")
-    assert second_reranker is not first_reranker
-    np.testing.assert_array_equal(second_reranker.score(QUERY, images), first_scores)
+    second = load_reranker(spec, device="cpu")
+    assert second is not first
+    np.testing.assert_array_equal(second.score(QUERY, images), first_scores)
     assert load_captioner(spec, device="cpu").caption(images[:3]) == first_captions
 
 
 def test_vision_feature_cache_reuses_features_and_stays_bounded(images: list[Image.Image]) -> None:
     model, processor = tiny.build_tiny_blip2_itm()
-    reranker = Blip2ItmReranker(model, processor, model_id="x", batch_size=2, feature_cache_size=3)
+    reranker = Blip2ItmReranker(
+        model, processor, model_id="x", batch_size=2, feature_cache_size=3
+    )
     keys = [f"image-{index}" for index in range(len(images))]
     plain = reranker.score(QUERY, images)
     np.testing.assert_allclose(reranker.score(QUERY, images, keys=keys), plain, rtol=0, atol=1e-6)
-    assert len(reranker.feature_cache) == 3 and reranker.feature_cache.misses == len(images)
+    cache = reranker.feature_cache
+    assert (len(cache), cache.misses) == (3, len(images)), (len(cache), cache.misses)
     again = reranker.score("another query", images[-3:], keys=keys[-3:])
-    assert reranker.feature_cache.hits == 3, "the three most recent images come from the cache"
-    np.testing.assert_allclose(again, reranker.score("another query", images[-3:]), rtol=0, atol=1e-6)
+    assert cache.hits == 3, "the three most recent images come from the cache"
+    expected = reranker.score("another query", images[-3:])
+    np.testing.assert_allclose(again, expected, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="one key per image"):
         reranker.score(QUERY, images, keys=keys[:2])
 
 
 @pytest.mark.parametrize("spec", TINY_SPECS)
-def test_captioner_gives_one_text_per_image_and_answers(spec: str, images: list[Image.Image]) -> None:
+def test_captioner_gives_one_text_per_image_and_answers(
+    spec: str, images: list[Image.Image]
+) -> None:
     captioner = load_captioner(spec, device="cpu")
     assert isinstance(captioner, Captioner)
     captions = captioner.caption(images)
@@ -181,11 +199,11 @@ def test_blip2_ask_prompts_question_then_answer(images: list[Image.Image]) -> No
     assert vqa_prompt("  what colour\nis it? ") == "Question: what colour is it? Answer:"
     captioner = load_captioner("blip2-tiny-test", device="cpu")
     assert isinstance(captioner, Blip2Captioner)
-    inputs = captioner.question_inputs(images[0], "what colour is it?")
+    ids = captioner.question_inputs(images[0], "what colour is it?")["input_ids"][0].tolist()
     tokenizer = captioner._processor.tokenizer
-    ids = inputs["input_ids"][0].tolist()
     image_token = tokenizer.convert_tokens_to_ids("<image>")
-    assert ids[: tiny.TINY_NUM_QUERY_TOKENS] == [image_token] * tiny.TINY_NUM_QUERY_TOKENS, ids
+    queries = tiny.TINY_NUM_QUERY_TOKENS
+    assert ids[:queries] == [image_token] * queries, ids
     assert tokenizer.decode(ids, skip_special_tokens=True) == "Question: what colour is it? Answer:"
     assert not captioner.ask(images[0], "what colour is it?").startswith("Question:")
 
@@ -194,9 +212,11 @@ def test_saved_models_load_from_local_dir(saved_models: Path, images: list[Image
     for name, spec in (("blip2-itm", "blip2-tiny-test"), ("blip-itm", "blip-tiny-test")):
         local = load_reranker(f"local-dir:{saved_models / name}", device="cpu")
         assert local.model_id == f"{name}:local-dir:{saved_models / name}"
-        np.testing.assert_array_equal(local.score(QUERY, images), load_reranker(spec, device="cpu").score(QUERY, images))
+        expected = load_reranker(spec, device="cpu").score(QUERY, images)
+        np.testing.assert_array_equal(local.score(QUERY, images), expected)
     blip2 = load_captioner(f"local-dir:{saved_models / 'blip2-caption'}", device="cpu")
-    assert blip2.caption(images[:2]) == load_captioner("blip2-tiny-test", device="cpu").caption(images[:2])
+    expected_captions = load_captioner("blip2-tiny-test", device="cpu").caption(images[:2])
+    assert blip2.caption(images[:2]) == expected_captions
     pair = f"local-dir:{saved_models / 'blip-caption'}+local-dir:{saved_models / 'blip-vqa'}"
     blip = load_captioner(pair, device="cpu")
     reference = load_captioner("blip-tiny-test", device="cpu")
@@ -204,7 +224,9 @@ def test_saved_models_load_from_local_dir(saved_models: Path, images: list[Image
     assert blip.ask(images[0], "what is it?") == reference.ask(images[0], "what is it?")
 
 
-def test_blip_captioner_without_vqa_model_says_how_to_name_one(saved_models: Path, images: list[Image.Image]) -> None:
+def test_blip_captioner_without_vqa_model_says_how_to_name_one(
+    saved_models: Path, images: list[Image.Image]
+) -> None:
     captioner = load_captioner(f"local-dir:{saved_models / 'blip-caption'}", device="cpu")
     assert captioner.caption(images[:1])
     with pytest.raises(ModelError, match=r"CAPTION_SPEC\+Salesforce/blip-vqa-base"):
@@ -218,10 +240,12 @@ def test_checkpoint_of_another_task_is_refused(saved_models: Path) -> None:
     assert "itm_head" in str(caught.value)
 
 
-def test_missing_weights_offline_name_repo_cache_and_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_weights_offline_name_repo_cache_and_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from huggingface_hub import constants
 
-    # the constants are read once at import; pin them to this test's empty, offline cache
+    # huggingface_hub reads these once, at import; pin them to this test's empty offline cache
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     cases = [
@@ -233,9 +257,10 @@ def test_missing_weights_offline_name_repo_cache_and_fix(monkeypatch: pytest.Mon
         with pytest.raises(ModelError) as caught:
             load(spec, device="cpu")
         message = str(caught.value)
-        for expected in (spec.removeprefix("hf-hub:"), str(tmp_path / "hub"), "HF_HUB_OFFLINE", "local-dir:PATH"):
+        repo = spec.removeprefix("hf-hub:")
+        for expected in (repo, str(tmp_path / "hub"), "HF_HUB_OFFLINE", "local-dir:PATH"):
             assert expected in message, f"{expected!r} missing from: {message}"
-        assert "Traceback" not in message and "\n" not in message
+        assert "Traceback" not in message and "\n" not in message, message
 
 
 def test_spec_resolution() -> None:
@@ -244,14 +269,16 @@ def test_spec_resolution() -> None:
     assert parse_generative_spec("Salesforce/blip-itm-base-coco", "reranker").architecture == "blip"
     base = parse_generative_spec("Salesforce/blip-image-captioning-base", "captioner")
     assert base.answerer is not None and base.answerer.location == "Salesforce/blip-vqa-base"
-    pair = parse_generative_spec("Salesforce/blip-image-captioning-large+Salesforce/blip-vqa-base", "captioner")
-    assert pair.answerer is not None and pair.answerer.location == "Salesforce/blip-vqa-base"
-    assert pair.model_id == "blip-caption:Salesforce/blip-image-captioning-large+vqa:Salesforce/blip-vqa-base"
-    assert inference_dtype("cpu").is_floating_point and str(inference_dtype("cpu")) == "torch.float32"
+    pair = parse_generative_spec(
+        "Salesforce/blip-image-captioning-large+Salesforce/blip-vqa-base", "captioner"
+    )
+    assert pair.model_id == (
+        "blip-caption:Salesforce/blip-image-captioning-large+vqa:Salesforce/blip-vqa-base"
+    )
+    assert str(inference_dtype("cpu")) == "torch.float32"
     with pytest.raises(ModelError, match="Unknown reranker spec 'nonsense'.*local-dir:PATH"):
         parse_generative_spec("nonsense", "reranker")
     with pytest.raises(ModelError, match="has no config.json"):
         parse_generative_spec("local-dir:/no/such/folder", "reranker")
     with pytest.raises(ModelError, match="BLIP-2 captioners answer questions themselves"):
         parse_generative_spec("Salesforce/blip2-opt-2.7b+Salesforce/blip-vqa-base", "captioner")
-

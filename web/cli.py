@@ -265,6 +265,57 @@ def dupes(
             stdout.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise typer.BadParameter(f"--k {text!r}: expected comma-separated integers such as 1,5,10") from None
+    if not ks or ks[0] < 1:
+        raise typer.BadParameter("--k values must be positive integers")
+    return ks
+
+
+@app.command("eval")
+@_reports_errors
+def evaluate(
+    ctx: typer.Context,
+    dataset: Annotated[Path, typer.Argument(help="JSONL of {\"image\", \"caption\"} lines, or a Karpathy "
+                                            "dataset_*.json (with --images).")],
+    model: Annotated[str | None, typer.Option(help="Encoder SPEC to evaluate [env: PIXSEEK_MODEL].")] = None,
+    k: Annotated[str, typer.Option("--k", help="Comma-separated K values for Recall@K.")] = "1,5,10",
+    images: Annotated[Path | None, typer.Option(help="Image folder of a Karpathy-style dataset file.")] = None,
+    split: Annotated[str, typer.Option(help="Split of a Karpathy-style dataset file.")] = "test",
+    mode: Annotated[list[str] | None, typer.Option(help="Search mode(s) to measure (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Measure text->image and image->text Recall@K through pixseek's own index and search."""
+    from indexer.eval_datasets import load_eval_dataset
+    from indexer.evaluation import evaluate_retrieval
+
+    ks = _parse_ks(k)
+    settings = _settings(ctx)
+    data = load_eval_dataset(dataset, images_dir=images, split=split)
+    results = evaluate_retrieval(
+        data, model_spec=model or settings.model, data_dir=settings.data_dir / "eval", ks=ks,
+        modes=mode or ["vector"], device=settings.device,
+        progress=None if as_json else (lambda message: stderr.print(f"[dim]{message}[/]")),
+    )
+    if as_json:
+        _print_json(results[0].as_json() if len(results) == 1 else {"modes": [r.as_json() for r in results]})
+        return
+    table = Table(title=f"{data.name}: {len(data.images)} images, {len(data.captions)} captions "
+                  "(t2i = text->image, i2t = image->text, recall in %)", header_style="bold")
+    table.add_column("mode")
+    for direction in ("t2i", "i2t"):
+        for value in ks:
+            table.add_column(f"{direction} R@{value}", justify="right")
+    table.add_column("ms/query", justify="right")
+    for result in results:
+        table.add_row(result.mode, *[f"{100 * v:.2f}" for v in result.t2i.values()],
+                      *[f"{100 * v:.2f}" for v in result.i2t.values()], f"{result.ms_per_query:.1f}")
+    stdout.print(table)
+
+
 @app.command()
 @_reports_errors
 def jobs(

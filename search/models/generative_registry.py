@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 Family = Literal["reranker", "captioner"]
+Role = Literal["reranker", "captioner", "answerer"]  # answerer: a BLIP v1 captioner's VQA model
 Architecture = Literal["blip2", "blip"]
 Source = Literal["tiny-test", "hf-hub", "local-dir"]
 
@@ -59,12 +60,16 @@ KNOWN_VQA_PARTNERS = {
 _MODEL_TYPES: dict[str, Architecture] = {"blip-2": "blip2", "blip": "blip"}
 # (role, architecture) -> the transformers class, and the prefix of weights its checkpoints must
 # provide: a checkpoint made for another task loads "fine", with that head left random
-_CLASSES: dict[tuple[str, str], tuple[str, str]] = {
+_CLASSES: dict[tuple[Role, Architecture], tuple[str, str]] = {
     ("reranker", "blip2"): ("Blip2ForImageTextRetrieval", "itm_head."),
     ("reranker", "blip"): ("BlipForImageTextRetrieval", "itm_head."),
     ("captioner", "blip2"): ("Blip2ForConditionalGeneration", "language_projection."),
     ("captioner", "blip"): ("BlipForConditionalGeneration", "text_decoder."),
     ("answerer", "blip"): ("BlipForQuestionAnswering", "text_encoder."),
+}
+_EXAMPLES = {
+    "reranker": "Salesforce/blip-itm-base-coco",
+    "captioner": "Salesforce/blip-image-captioning-base",
 }
 
 
@@ -80,43 +85,45 @@ class GenerativeSpec:
     answerer: GenerativeSpec | None = None  # BLIP v1 captioners: the VQA model behind `ask`
 
     @property
+    def weights_id(self) -> str:
+        if self.source == "tiny-test":
+            return "tiny-test/random-seed0"
+        return self.location if self.source == "hf-hub" else f"local-dir:{self.location}"
+
+    @property
     def model_id(self) -> str:
         role = "itm" if self.family == "reranker" else "caption"
-        where = {"tiny-test": "tiny-test/random-seed0", "hf-hub": self.location}.get(
-            self.source, f"local-dir:{self.location}"
-        )
-        answerer = f"+vqa:{self.answerer.model_id.split(':', 1)[1]}" if self.answerer else ""
-        return f"{self.architecture}-{role}:{where}{answerer}"
+        answerer = f"+vqa:{self.answerer.weights_id}" if self.answerer else ""
+        return f"{self.architecture}-{role}:{self.weights_id}{answerer}"
 
 
 def _forms(family: Family) -> str:
-    example = "Salesforce/blip-itm-base-coco" if family == "reranker" else "Salesforce/blip-image-captioning-base"
-    extra = ", CAPTION_SPEC+VQA_SPEC" if family == "captioner" else ""
+    pair = ", CAPTION_SPEC+VQA_SPEC" if family == "captioner" else ""
     return (
-        f"a preset ({', '.join(list_presets())}), blip2-tiny-test, blip-tiny-test, a Hugging Face repo id "
-        f"such as {example} (or hf-hub:ORG/REPO), local-dir:PATH{extra}"
+        f"a preset ({', '.join(list_presets())}), blip2-tiny-test, blip-tiny-test, a Hugging "
+        f"Face repo id such as {_EXAMPLES[family]} (or hf-hub:ORG/REPO), local-dir:PATH{pair}"
     )
 
 
-def _config_model_type(config_file: Path, what: str) -> Architecture:
+def _config_architecture(config_file: Path, flag: str) -> Architecture:
     try:
         model_type = json.loads(config_file.read_text()).get("model_type")
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{what}: cannot read {config_file}: {exc}.") from exc
+        raise ModelError(f"{flag}: cannot read {config_file}: {exc}.") from exc
     if model_type not in _MODEL_TYPES:
         raise ModelError(
-            f"{what}: {config_file} says model_type {model_type!r}; only BLIP-2 ('blip-2') and BLIP "
-            "('blip') checkpoints are supported."
+            f"{flag}: {config_file} says model_type {model_type!r}; only BLIP-2 ('blip-2') and "
+            "BLIP ('blip') checkpoints are supported."
         )
     return _MODEL_TYPES[model_type]
 
 
-def _hub_architecture(repo: str, what: str) -> Architecture:
+def _hub_architecture(repo: str, flag: str) -> Architecture:
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(repo, "config.json")
     if isinstance(cached, str):
-        return _config_model_type(Path(cached), what)
+        return _config_architecture(Path(cached), flag)
     name = repo.lower()
     return "blip2" if "blip2" in name or "blip-2" in name else "blip"
 
@@ -142,26 +149,29 @@ def parse_generative_spec(spec: str, family: Family) -> GenerativeSpec:
         )
     if text in TINY_TEST_NAMES:
         parsed = GenerativeSpec(text, family, TINY_TEST_NAMES[text], "tiny-test", text)
-        if family == "captioner" and parsed.architecture == "blip":  # with its tiny VQA companion
+        if family == "captioner" and parsed.architecture == "blip":  # with a tiny VQA model
             return replace(parsed, answerer=parsed)
         return parsed
     if family == "captioner" and "+" in text:
         return _parse_captioner_pair(text)
     if text.startswith("local-dir:"):
         folder = Path(text[len("local-dir:") :]).expanduser().resolve()
-        if not (folder / "config.json").is_file():
+        config = folder / "config.json"
+        if not config.is_file():
             raise ModelError(
-                f"{flag}: {folder} has no config.json. A local-dir {family} is a folder written by "
-                "transformers' save_pretrained (config.json, model.safetensors and the processor files)."
+                f"{flag}: {folder} has no config.json. A local-dir {family} is a folder written "
+                "by transformers' save_pretrained (config.json, model.safetensors and the "
+                "processor files)."
             )
-        return GenerativeSpec(text, family, _config_model_type(folder / "config.json", flag), "local-dir", str(folder))
+        architecture = _config_architecture(config, flag)
+        return GenerativeSpec(text, family, architecture, "local-dir", str(folder))
     repo = text.removeprefix("hf-hub:")
     if _is_repo_id(repo):
         parsed = GenerativeSpec(text, family, _hub_architecture(repo, flag), "hf-hub", repo)
         partner = KNOWN_VQA_PARTNERS.get(repo) if family == "captioner" else None
-        if partner is not None:
-            return replace(parsed, answerer=GenerativeSpec(partner, family, "blip", "hf-hub", partner))
-        return parsed
+        if partner is None:
+            return parsed
+        return replace(parsed, answerer=GenerativeSpec(partner, family, "blip", "hf-hub", partner))
     hint = f" For a folder, write local-dir:{text}." if Path(text).expanduser().is_dir() else ""
     raise ModelError(f"Unknown {family} spec {text!r}.{hint} Use {_forms(family)}.")
 
@@ -172,9 +182,9 @@ def _parse_captioner_pair(text: str) -> GenerativeSpec:
     answerer = parse_generative_spec(vqa_text, "captioner")
     if captioner.architecture != "blip" or answerer.architecture != "blip":
         raise ModelError(
-            f"--captioner {text}: CAPTION_SPEC+VQA_SPEC pairs a BLIP v1 captioning model with a BLIP v1 "
-            "VQA model (e.g. Salesforce/blip-image-captioning-base+Salesforce/blip-vqa-base); BLIP-2 "
-            "captioners answer questions themselves and take no '+'."
+            f"--captioner {text}: CAPTION_SPEC+VQA_SPEC pairs a BLIP v1 captioning model with a "
+            "BLIP v1 VQA model (e.g. Salesforce/blip-image-captioning-base+Salesforce/"
+            "blip-vqa-base); BLIP-2 captioners answer questions themselves and take no '+'."
         )
     return replace(captioner, spec=text, answerer=replace(answerer, answerer=None))
 
@@ -191,62 +201,69 @@ def inference_dtype(device: str) -> torch.dtype:
 def _offline() -> bool:
     from huggingface_hub import constants
 
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+    from_environment = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+    return bool(constants.HF_HUB_OFFLINE) or from_environment
 
 
-def _missing_weights_message(spec: GenerativeSpec, role: str, class_name: str, cause: BaseException) -> str:
+def _missing_weights_message(
+    spec: GenerativeSpec, role: Role, class_name: str, cause: BaseException
+) -> str:
     from huggingface_hub import constants
 
     flag = f"--{spec.family} {spec.spec}"
-    local_flag = f"--{spec.family} {'CAPTION_SPEC+' if role == 'answerer' else ''}local-dir:PATH"
     if spec.source == "local-dir":
         return (
-            f"{flag}: could not load {class_name} from {spec.location}: {cause}. The folder must hold "
-            "what transformers' save_pretrained writes for the model and its processor."
+            f"{flag}: could not load {class_name} from {spec.location}: {cause}. The folder must "
+            "hold what transformers' save_pretrained writes for the model and its processor."
         )
-    reason = "HF_HUB_OFFLINE is set, so nothing is downloaded" if _offline() else f"download failed: {cause}"
+    local = f"--{spec.family} {'CAPTION_SPEC+' if role == 'answerer' else ''}local-dir:PATH"
+    reason = "HF_HUB_OFFLINE is set, so nothing is downloaded"
+    if not _offline():
+        reason = f"download failed: {cause}"
     return (
-        f"{flag}: weights for {class_name} from Hugging Face repo {spec.location} are not in the Hugging "
-        f"Face cache ({constants.HF_HUB_CACHE}) and could not be fetched ({reason}). Fix one of: run once "
-        "with internet access (HF_HUB_OFFLINE unset) to fill the cache; copy a filled cache into HF_HOME; "
-        f"or save the model and processor with save_pretrained into a folder and pass {local_flag}."
+        f"{flag}: weights for {class_name} from Hugging Face repo {spec.location} are not in the "
+        f"Hugging Face cache ({constants.HF_HUB_CACHE}) and could not be fetched ({reason}). "
+        "Fix one of: run once with internet access (HF_HUB_OFFLINE unset) to fill the cache; "
+        "copy a filled cache into HF_HOME; or save the model and processor with save_pretrained "
+        f"into a folder and pass {local}."
     )
 
 
-def _load_pretrained(spec: GenerativeSpec, role: str, device: str) -> tuple[Any, Any]:
+def _load_pretrained(spec: GenerativeSpec, role: Role, device: str) -> tuple[Any, Any]:
     """Model and processor for `spec` from the HF cache or a local folder, on `device`."""
     import transformers
 
     class_name, required_prefix = _CLASSES[(role, spec.architecture)]
-    model_class = getattr(transformers, class_name)
+    flag = f"--{spec.family} {spec.spec}"
     try:
-        model, info = model_class.from_pretrained(
+        model, info = getattr(transformers, class_name).from_pretrained(
             spec.location, dtype=inference_dtype(device), output_loading_info=True
         )
         processor = transformers.AutoProcessor.from_pretrained(spec.location)
     except OSError as exc:
         raise ModelError(_missing_weights_message(spec, role, class_name, exc)) from exc
     except Exception as exc:  # noqa: BLE001 - transformers raises many types for unusable folders
-        raise ModelError(f"--{spec.family} {spec.spec}: could not load {class_name}: {exc}") from exc
+        raise ModelError(f"{flag}: could not load {class_name}: {exc}") from exc
     missing = sorted(key for key in info.get("missing_keys", ()) if key.startswith(required_prefix))
     if missing:
+        more = ", ..." if len(missing) > 3 else ""
         raise ModelError(
-            f"--{spec.family} {spec.spec}: {spec.location} is not a {class_name} checkpoint: it lacks "
-            f"{len(missing)} of its weights ({', '.join(missing[:3])}, ...), which would be random. "
+            f"{flag}: {spec.location} is not a {class_name} checkpoint: it lacks {len(missing)} of "
+            f"its weights ({', '.join(missing[:3])}{more}), which would be random. "
             f"Use {_forms(spec.family)}."
         )
     if not (hasattr(processor, "image_processor") and hasattr(processor, "tokenizer")):
         raise ModelError(
-            f"--{spec.family} {spec.spec}: {spec.location} has no image processor + tokenizer pair "
-            f"(AutoProcessor gave {type(processor).__name__}); save the processor next to the model."
+            f"{flag}: {spec.location} has no image processor + tokenizer pair (AutoProcessor "
+            f"gave {type(processor).__name__}); save the processor next to the model."
         )
     return model.to(device).eval(), processor
 
 
-def _build_tiny(spec: GenerativeSpec, role: str, device: str) -> tuple[Any, Any]:
+def _build_tiny(spec: GenerativeSpec, role: Role, device: str) -> tuple[Any, Any]:
     from search.models import tiny_test_models as tiny
 
-    builders: dict[tuple[str, str], Callable[[], tuple[Any, Any]]] = {
+    builders: dict[tuple[Role, Architecture], Callable[[], tuple[Any, Any]]] = {
         ("reranker", "blip2"): tiny.build_tiny_blip2_itm,
         ("reranker", "blip"): tiny.build_tiny_blip_itm,
         ("captioner", "blip2"): tiny.build_tiny_blip2_captioning,
@@ -257,10 +274,41 @@ def _build_tiny(spec: GenerativeSpec, role: str, device: str) -> tuple[Any, Any]
     return model.to(device=device, dtype=inference_dtype(device)), processor
 
 
-def _model_and_processor(spec: GenerativeSpec, role: str, device: str) -> tuple[Any, Any]:
+def _model_and_processor(spec: GenerativeSpec, role: Role, device: str) -> tuple[Any, Any]:
     if spec.source == "tiny-test":
         return _build_tiny(spec, role, device)
     return _load_pretrained(spec, role, device)
+
+
+def _new_reranker(spec: GenerativeSpec, device: str) -> Reranker:
+    model, processor = _model_and_processor(spec, "reranker", device)
+    if spec.architecture == "blip2":
+        from search.models.blip2_itm_reranker import Blip2ItmReranker
+
+        return Blip2ItmReranker(model, processor, model_id=spec.model_id)
+    from search.models.blip_itm_reranker import BlipItmReranker
+
+    return BlipItmReranker(model, processor, model_id=spec.model_id)
+
+
+def _new_captioner(spec: GenerativeSpec, device: str) -> Captioner:
+    model, processor = _model_and_processor(spec, "captioner", device)
+    if spec.architecture == "blip2":
+        from search.models.blip2_captioner import Blip2Captioner
+
+        return Blip2Captioner(model, processor, model_id=spec.model_id)
+    from search.models.blip_captioner import BlipCaptioner
+
+    answerer = spec.answerer
+    return BlipCaptioner(
+        model,
+        processor,
+        model_id=spec.model_id,
+        load_answerer=None if answerer is None else (
+            lambda: _model_and_processor(answerer, "answerer", device)
+        ),
+        answerer_id=None if answerer is None else answerer.spec,
+    )
 
 
 _lock = threading.Lock()
@@ -274,50 +322,26 @@ def load_reranker(spec: str | GenerativeSpec, device: str = "auto") -> Reranker:
     chosen = resolve_device(device)
     key = (resolved.model_id, chosen)
     with _lock:
-        reranker = _rerankers.get(key)
-        if reranker is None:
-            model, processor = _model_and_processor(resolved, "reranker", chosen)
-            if resolved.architecture == "blip2":
-                from search.models.blip2_itm_reranker import Blip2ItmReranker
-
-                reranker = Blip2ItmReranker(model, processor, model_id=resolved.model_id)
-            else:
-                from search.models.blip_itm_reranker import BlipItmReranker
-
-                reranker = BlipItmReranker(model, processor, model_id=resolved.model_id)
-            _rerankers[key] = reranker
-        return reranker
+        if key not in _rerankers:
+            _rerankers[key] = _new_reranker(resolved, chosen)
+        return _rerankers[key]
 
 
 def load_captioner(spec: str | GenerativeSpec, device: str = "auto") -> Captioner:
     """The captioner for `spec` on `device` (auto, cpu, cuda, cuda:N), loading it on first use.
 
-    A BLIP v1 captioner's VQA companion is loaded later, on its first `ask`.
+    A BLIP v1 captioner's VQA model is loaded later, on its first `ask`.
     """
-    resolved = spec if isinstance(spec, GenerativeSpec) else parse_generative_spec(spec, "captioner")
+    if isinstance(spec, GenerativeSpec):
+        resolved = spec
+    else:
+        resolved = parse_generative_spec(spec, "captioner")
     chosen = resolve_device(device)
     key = (resolved.model_id, chosen)
     with _lock:
-        captioner = _captioners.get(key)
-        if captioner is None:
-            model, processor = _model_and_processor(resolved, "captioner", chosen)
-            if resolved.architecture == "blip2":
-                from search.models.blip2_captioner import Blip2Captioner
-
-                captioner = Blip2Captioner(model, processor, model_id=resolved.model_id)
-            else:
-                from search.models.blip_captioner import BlipCaptioner
-
-                answerer = resolved.answerer
-                captioner = BlipCaptioner(
-                    model, processor, model_id=resolved.model_id,
-                    load_answerer=None if answerer is None else (
-                        lambda: _model_and_processor(answerer, "answerer", chosen)
-                    ),
-                    answerer_id=None if answerer is None else answerer.spec,
-                )
-            _captioners[key] = captioner
-        return captioner
+        if key not in _captioners:
+            _captioners[key] = _new_captioner(resolved, chosen)
+        return _captioners[key]
 
 
 def clear_generative_model_cache() -> None:

@@ -62,7 +62,8 @@ def tiny_bert_tokenizer() -> Any:
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "[ENC]"]
     pieces = list(string.ascii_lowercase + string.digits + string.punctuation)
     continuations = [f"##{c}" for c in string.ascii_lowercase + string.digits]
-    vocab = {token: index for index, token in enumerate(dict.fromkeys(special + pieces + continuations + _WORDS))}
+    tokens = dict.fromkeys(special + pieces + continuations + _WORDS)  # ordered, no duplicates
+    vocab = {token: index for index, token in enumerate(tokens)}
     return BertTokenizer(vocab=vocab, bos_token="[DEC]", additional_special_tokens=["[ENC]"])
 
 
@@ -75,7 +76,12 @@ def tiny_opt_tokenizer() -> Any:
     for symbol in sorted(ByteLevel.alphabet()):
         vocab[symbol] = len(vocab)
     return GPT2Tokenizer(
-        vocab=vocab, merges=[], bos_token="</s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        vocab=vocab,
+        merges=[],
+        bos_token="</s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
         add_bos_token=True,
     )
 
@@ -118,8 +124,9 @@ def _blip2_vision_and_qformer(vocab_size: int, *, text_input: bool) -> dict[str,
 
 def _tiny_opt_config(vocab_size: int, tokenizer: Any) -> dict[str, Any]:
     return {
-        "model_type": "opt", "vocab_size": vocab_size, "hidden_size": _WIDTH, "word_embed_proj_dim": _WIDTH,
-        "ffn_dim": 2 * _WIDTH, "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 256,
+        "model_type": "opt", "vocab_size": vocab_size, "hidden_size": _WIDTH,
+        "word_embed_proj_dim": _WIDTH, "ffn_dim": 2 * _WIDTH, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "max_position_embeddings": 256,
         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
         # untied: with OPT's `</s>` as both bos and eos, tied random weights end every text at once
@@ -127,7 +134,9 @@ def _tiny_opt_config(vocab_size: int, tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def build_tiny_blip2_itm(seed: int = TINY_SEED) -> tuple[Blip2ForImageTextRetrieval, Blip2Processor]:
+def build_tiny_blip2_itm(
+    seed: int = TINY_SEED,
+) -> tuple[Blip2ForImageTextRetrieval, Blip2Processor]:
     """A tiny `Blip2ForImageTextRetrieval` (Q-Former with text input) and its processor."""
     from transformers import Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor
 
@@ -140,11 +149,15 @@ def build_tiny_blip2_itm(seed: int = TINY_SEED) -> tuple[Blip2ForImageTextRetrie
     return _seeded(lambda: Blip2ForImageTextRetrieval(config), seed), processor
 
 
-def build_tiny_blip2_captioning(seed: int = TINY_SEED) -> tuple[Blip2ForConditionalGeneration, Blip2Processor]:
+def build_tiny_blip2_captioning(
+    seed: int = TINY_SEED,
+) -> tuple[Blip2ForConditionalGeneration, Blip2Processor]:
     """A tiny `Blip2ForConditionalGeneration` (OPT language model, `image_token_index` set)."""
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
 
-    processor = Blip2Processor(_image_processor(), tiny_opt_tokenizer(), num_query_tokens=TINY_NUM_QUERY_TOKENS)
+    processor = Blip2Processor(
+        _image_processor(), tiny_opt_tokenizer(), num_query_tokens=TINY_NUM_QUERY_TOKENS
+    )
     tokenizer = processor.tokenizer
     config = Blip2Config(
         **_blip2_vision_and_qformer(len(tiny_bert_tokenizer()), text_input=False),
@@ -188,7 +201,9 @@ def build_tiny_blip_itm(seed: int = TINY_SEED) -> tuple[BlipForImageTextRetrieva
     return _seeded(lambda: BlipForImageTextRetrieval(config), seed), _blip_processor()
 
 
-def build_tiny_blip_captioning(seed: int = TINY_SEED) -> tuple[BlipForConditionalGeneration, BlipProcessor]:
+def build_tiny_blip_captioning(
+    seed: int = TINY_SEED,
+) -> tuple[BlipForConditionalGeneration, BlipProcessor]:
     """A tiny BLIP v1 `BlipForConditionalGeneration` and its processor."""
     from transformers import BlipForConditionalGeneration
 
