@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from indexer.decode_worker import decode_batches
+from indexer.decode_worker import DecodedBatch, decode_batches
 from indexer.sources import FoundFile, iter_file_list, iter_image_files
 from search.catalog import Catalog, CollectionInfo, KnownImage
 from search.collection_store import CollectionStore
@@ -254,6 +255,31 @@ def _reuse_known_content(
     report.indexed += len(usable)
 
 
+def _rebatch(chunks: Iterable[DecodedBatch], size: int) -> Iterator[DecodedBatch]:
+    """Join decoded chunks into batches of at least `size` images (the last may be smaller)."""
+    waiting: list[DecodedBatch] = []
+    count = 0
+    for chunk in chunks:
+        waiting.append(chunk)
+        count += len(chunk.ok) + len(chunk.failed)
+        if count >= size:
+            yield _join(waiting)
+            waiting, count = [], 0
+    if waiting:
+        yield _join(waiting)
+
+
+def _join(chunks: list[DecodedBatch]) -> DecodedBatch:
+    if len(chunks) == 1:
+        return chunks[0]
+    tensors = [c.pixels for c in chunks if c.pixels is not None]
+    return DecodedBatch(
+        pixels=torch.cat(tensors) if tensors else None,
+        ok=[item for c in chunks for item in c.ok],
+        failed=[item for c in chunks for item in c.failed],
+    )
+
+
 def _compact_if_wasteful(store: CollectionStore, index: VectorIndex) -> None:
     """Rewrite the vector store once superseded or deleted vectors outnumber live ones by 25%."""
     live = index.count
@@ -273,15 +299,15 @@ def _embed(
     should_stop: Callable[[], bool] | None,
     save_every: float,
 ) -> None:
-    workers = settings.workers if settings.workers is not None else min(os.cpu_count() or 1, 8)
+    workers = settings.workers if settings.workers is not None else min(os.cpu_count() or 1, 16)
     cuda = getattr(encoder, "device", "cpu").startswith("cuda")
-    batches = decode_batches(
-        pending,
-        encoder.preprocess,
-        batch_size=settings.batch_size,
-        workers=workers,
-        draft_size=encoder.image_size,
-        pin_memory=cuda,
+    # DataLoader workers each build whole batches: small ones keep every worker busy, and the
+    # main process joins them into encoder-sized batches.
+    chunk = settings.batch_size if workers == 0 else max(1, min(8, settings.batch_size // workers or 1))
+    batches = _rebatch(
+        decode_batches(pending, encoder.preprocess, batch_size=chunk, workers=workers,
+                       draft_size=encoder.image_size, pin_memory=False),
+        settings.batch_size,
     )
     done = 0
     path_of = dict(pending)
@@ -291,7 +317,8 @@ def _embed(
     for batch in batches:
         ids = np.asarray([item["id"] for item in batch.ok], dtype=np.int64)
         if batch.pixels is not None:
-            vectors = encoder.encode_preprocessed(batch.pixels)
+            # Page-locked host memory lets the copy to the GPU run without a staging copy.
+            vectors = encoder.encode_preprocessed(batch.pixels.pin_memory() if cuda else batch.pixels)
             store.vectors.append(ids, vectors)  # durable before the catalog says `embedded`
         catalog.finish_batch(batch.ok, batch.failed)
         if batch.pixels is not None:
