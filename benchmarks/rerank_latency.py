@@ -11,8 +11,8 @@ Random weights cost what real weights cost (same shapes, same FLOPs), so the fig
 `Salesforce/blip-itm-base-coco`, `Salesforce/blip2-itm-vit-g` and
 `Salesforce/blip-image-captioning-base`. Vision weights are drawn with std 0.02 instead of the
 configs' 1e-10, like trained weights, so no denormal arithmetic slows the CPU. A cell whose
-estimated time exceeds `--cell-budget-s` is not run: it shows `~N`, extrapolated linearly from
-the per-image time of the row's last measured run (or of its 2-image warm-up). Generation is
+estimated time exceeds `--cell-budget-s` is not run (the first R always is): it shows `~N`,
+extrapolated linearly from the per-image time of the row's last measured run. Generation is
 forced to exactly `--new-tokens` tokens, so random weights cannot stop early.
 """
 
@@ -121,15 +121,14 @@ def rerank_rows(
     started = time.perf_counter()
     reranker = build(device, batch_size, max(rs))
     build_s = time.perf_counter() - started
-    # warm-up, which also gives the first per-image estimate
-    per_image = _timed(lambda: reranker.score(QUERY, photos[:2]), device) / 2
+    per_image = _timed(lambda: reranker.score(QUERY, photos[:2]), device) / 2  # warm-up
     per_image_cached: float | None = None
     cold: list[str] = []
     cached: list[str] = []
     for r in rs:
         images, keys = photos[:r], list(range(r))
         reranker.feature_cache.clear()
-        if per_image * r > budget_s:
+        if per_image * r > budget_s and r != rs[0]:  # the first R is always measured
             cold.append(_ms(per_image * r, estimated=True))
         else:
             seconds = _timed(lambda: reranker.score(QUERY, images, keys=keys), device)

@@ -26,10 +26,12 @@ import numpy as np
 import torch
 
 from indexer.decode_worker import DecodedBatch, decode_batches
-from indexer.sources import FoundFile, iter_file_list, iter_image_files
+from indexer.sources import FoundFile, PruneScope, UnchangedCheck, expand_inputs, iter_file_list, iter_sources
 from search.catalog import Catalog, CollectionInfo, KnownImage
 from search.collection_store import CollectionStore
-from search.content_hash import hash_file
+from search.content_hash import hash_bytes, hash_file
+from search.image_decode import DecodeFailure
+from search.image_source import is_archive_member, read_image_bytes
 from search.errors import InputError, ModelMismatchError
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
@@ -113,11 +115,11 @@ def _encoder_for(settings: Settings, collection: CollectionInfo) -> Encoder:
     return encoder
 
 
-def _scan(paths: Iterable[Path], from_list: Path | None, follow_symlinks: bool) -> Iterator[FoundFile]:
-    for path in paths:
-        yield from iter_image_files(path, follow_symlinks=follow_symlinks)
+def _scan(paths: Iterable[Path], from_list: Path | None, follow_symlinks: bool,
+          is_unchanged: UnchangedCheck) -> Iterator[FoundFile]:
+    yield from iter_sources(paths, follow_symlinks=follow_symlinks, is_unchanged=is_unchanged)
     if from_list is not None:
-        yield from iter_file_list(from_list)
+        yield from iter_file_list(from_list, is_unchanged=is_unchanged)
 
 
 def index_paths(
@@ -137,10 +139,7 @@ def index_paths(
 ) -> IndexReport:
     """Index image files under `paths` into `collection`; see the module docstring."""
     started = time.monotonic()
-    roots = [Path(os.path.abspath(p)) for p in paths]
-    for root in roots:
-        if not root.exists():
-            raise InputError(f"{root} does not exist. Give folders or image files to index.")
+    roots = expand_inputs(paths)  # brace patterns expanded; InputError names what is missing
     info, encoder = _open_collection(settings, catalog, collection, model_spec)
     report = IndexReport(collection=info.name)
     store = CollectionStore(settings, catalog, info)
@@ -160,8 +159,12 @@ def index_paths(
         seen_keys: set[str] = set()
         new_items: list[dict[str, Any]] = []
         changed: list[tuple[int, int, float]] = []
-        for found in _scan(roots, from_list, follow_symlinks):
-            stored = encode_path(found.path)
+        def is_unchanged(stored: str, size: int, mtime: float) -> bool:
+            row = known.get(path_key(stored))
+            return row is not None and row.size == size and row.mtime == mtime
+
+        for found in _scan(roots, from_list, follow_symlinks, is_unchanged):
+            stored = found.stored_path
             key = path_key(stored)
             if key in seen_keys:
                 continue
@@ -169,12 +172,13 @@ def index_paths(
             report.seen += 1
             row = known.get(key)
             if row is None:
-                new_items.append({"path": stored, "path_key": key, "size": found.size, "mtime": found.mtime})
+                new_items.append({"path": stored, "path_key": key, "size": found.size, "mtime": found.mtime,
+                                  "caption": found.caption, "metadata": found.metadata})
             elif row.size != found.size or row.mtime != found.mtime:
                 changed.append((row.id, found.size, found.mtime))
             elif row.status != "pending":
                 report.unchanged += 1
-        gone = _vanished(known, seen_keys, [r for r in roots if r.is_dir()]) if prune else []
+        gone = _vanished(known, seen_keys, PruneScope(roots)) if prune else []
         waiting = any(known[key].status == "pending" for key in seen_keys if key in known)
         if not (new_items or changed or gone or waiting):
             report.seconds = time.monotonic() - started
@@ -203,12 +207,9 @@ def index_paths(
     return report
 
 
-def _vanished(known: dict[str, KnownImage], seen: set[str], roots: list[Path]) -> list[int]:
-    """Ids of catalog rows under one of `roots` whose file was not found by this scan."""
-    prefixes = tuple(encode_path(root).rstrip("/") + "/" for root in roots)
-    if not prefixes:
-        return []
-    return [row.id for key, row in known.items() if key not in seen and row.path.startswith(prefixes)]
+def _vanished(known: dict[str, KnownImage], seen: set[str], scope: PruneScope) -> list[int]:
+    """Ids of catalog rows this scan did not see and whose source it covers."""
+    return [row.id for key, row in known.items() if key not in seen and scope.covers(row.path)]
 
 
 def _reuse_known_content(
@@ -231,8 +232,9 @@ def _reuse_known_content(
         if not same_size:
             continue
         try:
-            digest = hash_file(decode_path(item["path"]))
-        except OSError:
+            digest = hash_bytes(read_image_bytes(item["path"])) if is_archive_member(item["path"]) \
+                else hash_file(decode_path(item["path"]))
+        except (OSError, DecodeFailure):
             continue  # unreadable now: the decode stage records why
         if digest in same_size:
             matches.append((new_id, same_size[digest]))

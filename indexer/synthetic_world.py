@@ -57,7 +57,7 @@ __all__ = [
     "load_world",
 ]
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 """Bump whenever a change to this module changes pixels, captions or splits for a given seed."""
 
 MANIFEST_NAME = "world.json"
@@ -102,7 +102,7 @@ _TEMPLATES: tuple[str, ...] = (
     "a picture of {np} {pos}, on {bg_np}",
     "{pos}, {np} on {bg_np}",
 )
-_SIZE_PIXELS = {"small": (11.0, 13.5), "large": (18.5, 21.0)}  # side range at 64 px
+_SIZE_PIXELS = {"small": (12.0, 14.0), "large": (18.0, 20.0)}  # side range at 64 px
 _SUPERSAMPLE = 4  # draw 4x larger then box-downsample: cheap anti-aliasing for small shapes
 
 
@@ -232,6 +232,8 @@ def _shape_polygon(shape: str, cx: float, cy: float, side: float, angle: float) 
             (-t, -r), (t, -r), (t, -t), (r, -t), (r, t), (t, t),
             (t, r), (-t, r), (-t, t), (-r, t), (-r, -t), (-t, -t),
         ]  # fmt: skip
+    elif shape == "diamond":
+        points = [(0.0, -r), (r * 0.8, 0.0), (0.0, r), (-r * 0.8, 0.0)]
     elif shape == "hexagon":
         points = [(r * math.cos(k * math.pi / 3), r * math.sin(k * math.pi / 3)) for k in range(6)]
     else:
@@ -271,24 +273,27 @@ def _draw_background(draw: ImageDraw.ImageDraw, attributes: dict[str, str | int]
 def _object_centres(attributes: dict[str, str | int], side: float, rng: np.random.Generator, size: int) -> list[tuple[float, float]]:
     """Centres for ``count`` objects in a row (top/bottom) or column (left/right) in their half.
 
-    Groups stay near the middle of the long axis, so a single object "on the left" is never in a
-    corner where "at the top" would describe it just as well.
+    Groups hug the middle of their half across it and the middle of the image along it, so a
+    single object "on the left" is never near the corner where "at the top" would fit as well,
+    and three large objects still fit inside the image without overlapping.
     """
     count = int(attributes["count"])
     position = str(attributes["position"])
     half = size / 2
-    spacing = side + float(rng.uniform(1.5, 4.0))
+    free_along = size - 2 - count * side  # room left over along the row or column
+    gap = float(rng.uniform(0.5, max(0.5, min(0.1 * size, free_along / max(1, count - 1)))))
+    spacing = side + gap
     group_length = spacing * (count - 1) + side
-    max_shift = max(0.0, min(size * 0.12, (size - group_length) / 2 - 1))
+    max_shift = max(0.0, min(size / 16, (size - 2 - group_length) / 2))
     along_centre = half + float(rng.uniform(-max_shift, max_shift))
-    across_room = max(0.0, (half - side) / 2 - 1.5)
+    across_room = max(0.0, min(size / 32, (half - side) / 2 - 1))
     across_centre = half / 2 + float(rng.uniform(-across_room, across_room))
     if position in ("right", "bottom"):
         across_centre += half
     centres = []
     for i in range(count):
         along = along_centre + (i - (count - 1) / 2) * spacing
-        across = across_centre + float(rng.uniform(-1.0, 1.0))
+        across = across_centre + float(rng.uniform(-0.5, 0.5))
         centres.append((across, along) if position in ("left", "right") else (along, across))
     return centres
 
@@ -308,7 +313,7 @@ def _draw_image(attributes: dict[str, str | int], rng: np.random.Generator, size
             r = side / 2 * s
             draw.ellipse((cx * s - r, cy * s - r, cx * s + r, cy * s + r), fill=colour)
         else:
-            angle = float(rng.uniform(-0.2, 0.2))
+            angle = float(rng.uniform(-0.15, 0.15))
             draw.polygon(_shape_polygon(shape, cx * s, cy * s, side * s, angle), fill=colour)
     return image.resize((size, size), Image.Resampling.BOX)
 

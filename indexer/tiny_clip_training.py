@@ -37,12 +37,14 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from indexer.synthetic_world import WORLD_VERSION, generate_world
+from search.models.open_clip_configs import MODEL_CONFIG_DIR, register_pixseek_configs
 
 __all__ = [
     "MODEL_CONFIG_PATH",
     "MODEL_NAME",
     "TRAINER_VERSION",
     "TrainingReport",
+    "build_world_and_model",
     "ensure_world_and_model",
     "register_model_config",
     "train_tiny_clip",
@@ -52,7 +54,7 @@ TRAINER_VERSION = 1
 """Bump whenever a change here (or in the model config) changes the trained weights."""
 
 MODEL_NAME = "pixseek-tiny-world"
-MODEL_CONFIG_PATH = Path(__file__).resolve().parents[1] / "search" / "models" / "model_configs" / f"{MODEL_NAME}.json"
+MODEL_CONFIG_PATH = Path(str(MODEL_CONFIG_DIR.joinpath(f"{MODEL_NAME}.json")))
 
 DEFAULT_EPOCHS = 8
 BATCH_SIZE = 128
@@ -88,7 +90,7 @@ def register_model_config() -> str:
             "the package or restore the file from version control."
         )
     if MODEL_NAME not in open_clip.list_models():
-        open_clip.add_model_config(MODEL_CONFIG_PATH)
+        register_pixseek_configs()
     return MODEL_NAME
 
 
@@ -177,9 +179,9 @@ def _batch_loss(
     several paraphrases."""
     offset = (torch.rand(len(images), generator=generator) * counts).long()
     slots = [(offset + k) % counts for k in range(CAPTIONS_PER_STEP)]
-    text_tokens = torch.cat([tokens[starts + slot] for slot in slots])
+    text_tokens = torch.cat([tokens[(starts + slot).to(tokens.device)] for slot in slots])
     image_features, text_features, logit_scale = model(images, text_tokens)[:3]
-    labels = torch.arange(len(images))
+    labels = torch.arange(len(images), device=images.device)
     loss = image_features.new_zeros(())
     for k, text_slot in enumerate(text_features.split(len(images))):
         logits = logit_scale * image_features @ text_slot.T
@@ -189,7 +191,7 @@ def _batch_loss(
 
 def _save_model_dir(model: torch.nn.Module, model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any], out_dir: Path, provenance: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().contiguous().clone() for name, tensor in model.state_dict().items()}
+    state = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()}
     save_file(state, str(out_dir / CHECKPOINT_NAME))
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg, "pixseek": provenance}
     (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -203,6 +205,7 @@ def train_tiny_clip(
     epochs: int | None = None,
     max_seconds: float | None = None,
     progress: Callable[[str], None] | None = None,
+    device: str = "cpu",
 ) -> TrainingReport:
     """Train contrastively on ``world_dir/train.jsonl`` and save a ``local-dir:`` model to ``out_dir``.
 
@@ -210,7 +213,8 @@ def train_tiny_clip(
     two copies of one image as false negatives). Images go through the model's own evaluation
     transform, the one ``create_model_and_transforms("local-dir:...")`` returns, so training and
     search see identical pixels. ``max_seconds`` is a safety cap, not a schedule: hitting it
-    makes the result depend on machine speed and is flagged in the report.
+    makes the result depend on machine speed and is flagged in the report. ``device`` other than
+    the CPU is for experiments: the cached models of :func:`ensure_world_and_model` are CPU-trained.
     """
     world_dir, out_dir = Path(world_dir), Path(out_dir)
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
@@ -224,14 +228,16 @@ def train_tiny_clip(
     with _torch_threads(_default_threads()), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model, _, preprocess = open_clip.create_model_and_transforms(name)
+        model.to(device)
         tokenizer = open_clip.get_tokenizer(name)
         preprocess_cfg = dict(model.visual.preprocess_cfg)  # type: ignore[union-attr]
         context_length = int(model_cfg["text_cfg"]["context_length"])
 
         image_paths, captions = _read_pairs(world_dir / "train.jsonl")
         say(f"preparing {len(image_paths)} training images")
-        images = torch.stack([preprocess(Image.open(path).convert("RGB")) for path in image_paths])
+        images = torch.stack([preprocess(Image.open(path).convert("RGB")) for path in image_paths]).to(device)
         tokens, caption_offsets = _tokenize_all(tokenizer, captions, context_length)
+        tokens = tokens.to(device)
 
         batch_size = min(BATCH_SIZE, len(image_paths))
         steps_per_epoch = len(image_paths) // batch_size
@@ -250,7 +256,7 @@ def train_tiny_clip(
                     group["lr"] = _learning_rate(step, total_steps)
                 index = order[batch_start : batch_start + batch_size]
                 starts, counts = caption_offsets[index, 0], caption_offsets[index, 1]
-                loss = _batch_loss(model, images[index], tokens, starts, counts, generator)
+                loss = _batch_loss(model, images[index.to(device)], tokens, starts, counts, generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -301,18 +307,20 @@ def _build_atomically(target: Path, build: Callable[[Path], object]) -> None:
             shutil.rmtree(temporary, ignore_errors=True)
 
 
-def ensure_world_and_model(
-    cache_dir: Path, *, seed: int = 0, progress: Callable[[str], None] | None = None
+def build_world_and_model(
+    world_dir: Path,
+    model_dir: Path,
+    *,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Path, Path]:
-    """The synthetic world and the tiny CLIP trained on it, built once per versions and seed.
+    """Draw the world into ``world_dir`` and train the model into ``model_dir``, each only if absent.
 
-    Both live under ``cache_dir / "world-v{WORLD_VERSION}-trainer-v{TRAINER_VERSION}-seed{seed}"``
-    as ``world/`` and ``model/``; each appears only when complete, so a present folder is reused
-    without checks. Returns ``(world_dir, model_dir)``; load the model with
-    ``open_clip.create_model_and_transforms("local-dir:" + str(model_dir))``.
+    Each folder appears only when complete (built beside it, then renamed), so a present folder
+    is reused without checks; delete it to rebuild. Returns ``(world_dir, model_dir)``; load the
+    model with ``open_clip.create_model_and_transforms("local-dir:" + str(model_dir))``.
     """
-    root = Path(cache_dir) / f"world-v{WORLD_VERSION}-trainer-v{TRAINER_VERSION}-seed{seed}"
-    world_dir, model_dir = root / "world", root / "model"
+    world_dir, model_dir = Path(world_dir), Path(model_dir)
     say = progress or (lambda message: None)
     if not world_dir.is_dir():
         say(f"drawing the synthetic world into {world_dir}")
@@ -321,3 +329,16 @@ def ensure_world_and_model(
         say(f"training the tiny CLIP into {model_dir}")
         _build_atomically(model_dir, lambda folder: train_tiny_clip(world_dir, folder, seed=seed, progress=progress))
     return world_dir, model_dir
+
+
+def ensure_world_and_model(
+    cache_dir: Path, *, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> tuple[Path, Path]:
+    """The world and model for this seed, cached under ``cache_dir`` and keyed by both versions.
+
+    They live in ``cache_dir / "world-v{WORLD_VERSION}-trainer-v{TRAINER_VERSION}-seed{seed}"``
+    as ``world/`` and ``model/`` (see :func:`build_world_and_model`), so bumping either version
+    trains afresh instead of reusing a stale model.
+    """
+    root = Path(cache_dir) / f"world-v{WORLD_VERSION}-trainer-v{TRAINER_VERSION}-seed{seed}"
+    return build_world_and_model(root / "world", root / "model", seed=seed, progress=progress)

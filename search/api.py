@@ -7,7 +7,7 @@ import mimetypes
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from search.engine import MAX_K, SearchEngine
@@ -79,10 +79,13 @@ def similar(engine: Engine, image_id: int, k: K = None) -> SearchResponse:
 
 
 @router.get("/images/{image_id}/file", response_class=FileResponse, summary="The image file itself")
-def image_file(engine: Engine, image_id: int) -> FileResponse:
-    path = engine.image_file(image_id)
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
+def image_file(engine: Engine, image_id: int) -> Response:
+    content, name = engine.image_file(image_id)
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if isinstance(content, bytes):  # a member of a WebDataset tar shard
+        return Response(content, media_type=media_type, headers=headers)
+    return FileResponse(content, media_type=media_type, headers=headers)
 
 
 @router.get("/images/{image_id}/thumbnail", response_class=FileResponse, summary="A JPEG thumbnail")

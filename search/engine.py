@@ -23,6 +23,7 @@ from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD, collapse_near_duplica
 from search.errors import InputError, ModelMismatchError, NotFoundError
 from search.faiss_index import VectorIndex
 from search.image_decode import DecodeFailure, decode_bytes
+from search.image_source import is_archive_member, read_image_bytes
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
 from search.paths import decode_path, display_path
@@ -245,13 +246,20 @@ class SearchEngine:
             **image_urls(record.id),
         )
 
-    def image_file(self, image_id: int) -> Path:
-        """The indexed file of an image: only ever a path taken from the catalog."""
+    def image_file(self, image_id: int) -> tuple[Path | bytes, str]:
+        """The indexed file of an image (a path, or the bytes of a tar member) and its name:
+        only ever what the catalog says, never a path taken from a request."""
         record = self.catalog.get_image(image_id)
+        name = record.display_path.rsplit("#", 1)[-1]
+        if is_archive_member(record.path):
+            try:
+                return read_image_bytes(record.path), name
+            except DecodeFailure as exc:
+                raise NotFoundError(f"The file of image {image_id} is gone: {exc.reason}.") from exc
         path = decode_path(record.path)
         if not path.is_file():
             raise NotFoundError(f"The file of image {image_id} ({display_path(record.path)}) is gone.")
-        return path
+        return path, name
 
     def thumbnail(self, image_id: int) -> Path:
         return thumbnail_for(self.catalog.get_image(image_id), self.settings.thumbnail_dir())

@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 
 from search.catalog import open_catalog
 from search.catalog.migrate import downgrade_database, head_revision, upgrade_database
+from search.catalog.fulltext import autogenerate_filters
 from search.catalog.schema import Base
 from search.errors import SchemaOutOfDateError
 
@@ -31,7 +32,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
 def test_revisions_match_table_definitions(database_url: str) -> None:
     engine = _engine(database_url)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(connection, opts=autogenerate_filters()), Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations disagree: {diff}"
 

@@ -6,6 +6,8 @@ errors a user meets."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,14 @@ from search.models.reranker import Reranker, SplitItmReranker
 QUERY = "a red circle on a blue background"
 TINY_SPECS = ["blip2-tiny-test", "blip-tiny-test"]
 Builder = Callable[[], tuple[Any, Any]]
+TINY_FOLDERS = ["blip2-itm", "blip-itm", "blip2-caption", "blip-caption", "blip-vqa"]
+TINY_BUILDERS: list[Builder] = [
+    tiny.build_tiny_blip2_itm,
+    tiny.build_tiny_blip_itm,
+    tiny.build_tiny_blip2_captioning,
+    tiny.build_tiny_blip_captioning,
+    tiny.build_tiny_blip_vqa,
+]
 RERANKERS: dict[str, tuple[type[SplitItmReranker], Builder]] = {
     "blip2-tiny-test": (Blip2ItmReranker, tiny.build_tiny_blip2_itm),
     "blip-tiny-test": (BlipItmReranker, tiny.build_tiny_blip_itm),
@@ -67,14 +77,7 @@ def images() -> list[Image.Image]:
 def saved_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every tiny model saved with save_pretrained (model + processor), one folder each."""
     root = tmp_path_factory.mktemp("saved-models")
-    builders: dict[str, Builder] = {
-        "blip2-itm": tiny.build_tiny_blip2_itm,
-        "blip-itm": tiny.build_tiny_blip_itm,
-        "blip2-caption": tiny.build_tiny_blip2_captioning,
-        "blip-caption": tiny.build_tiny_blip_captioning,
-        "blip-vqa": tiny.build_tiny_blip_vqa,
-    }
-    for name, build in builders.items():
+    for name, build in zip(TINY_FOLDERS, TINY_BUILDERS):
         model, processor = build()
         model.save_pretrained(root / name)
         processor.save_pretrained(root / name)
@@ -160,6 +163,31 @@ def test_same_spec_gives_same_model_in_every_load(spec: str, images: list[Image.
     assert second is not first
     np.testing.assert_array_equal(second.score(QUERY, images), first_scores)
     assert load_captioner(spec, device="cpu").caption(images[:3]) == first_captions
+
+
+def _weights_digest() -> str:
+    """One digest over every tiny model's weights, in builder order."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for build in TINY_BUILDERS:
+        model, _ = build()
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.slow
+def test_tiny_models_have_the_same_weights_in_every_process() -> None:
+    """A fresh interpreter (its own import order and RNG history) builds identical weights."""
+    script = "from tests.test_rerank_caption_models import _weights_digest as d; print(d())"
+    other = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert other.stdout.strip().splitlines()[-1] == _weights_digest()
 
 
 def test_vision_feature_cache_reuses_features_and_stays_bounded(images: list[Image.Image]) -> None:

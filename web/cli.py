@@ -318,6 +318,40 @@ def evaluate(
 
 @app.command()
 @_reports_errors
+def demo(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Option("--dir", help="Where the world, the model and the demo index go.")] = Path(
+        "pixseek-demo"),
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the demo index afterwards.")] = True,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Offline demo: train a tiny CLIP on a synthetic world, index its test split, search it."""
+    from indexer.demo import run_demo
+
+    settings = _settings(ctx)
+    result = run_demo(folder, device=settings.device, progress=lambda m: stderr.print(f"[dim]{m}[/]"))
+    report = result.report
+    stdout.print(f"Indexed {report.indexed} new images ({report.unchanged} unchanged) of the held-out split "
+                 f"with model {result.model_spec}", highlight=False)
+    for query, expected, response in result.examples:
+        stdout.print(f"\n[bold]{query}[/]", highlight=False)
+        for rank, hit in enumerate(response.results, 1):
+            mark = "[green]<- the captioned image[/]" if hit.path == expected else ""
+            stdout.print(f"  {rank}. {hit.score:.3f}  {hit.path} {mark}", highlight=False)
+    stdout.print(f"\nEvaluate it: pixseek eval {result.world_dir / 'test.jsonl'} --model {result.model_spec}",
+                 highlight=False)
+    if serve_after:
+        import uvicorn
+
+        from web.app import create_app
+
+        stderr.print(f"Serving the demo at http://{host}:{port}/ (Ctrl+C to stop)")
+        uvicorn.run(create_app(result.settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+@_reports_errors
 def jobs(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="Show the newest N jobs.")] = 20,

@@ -18,13 +18,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from search.catalog.fulltext import search_text_for
 from search.catalog.migrate import current_revision, head_revision, upgrade_database
 from search.catalog.job_queries import JobInfo, JobQueries, utcnow
 from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
 from search.errors import CatalogError, NotFoundError, SchemaOutOfDateError
 from search.paths import display_path
 
-__all__ = ["Catalog", "CollectionInfo", "ImageRecord", "JobInfo", "KnownImage", "open_catalog", "utcnow"]
+SIDECAR_CAPTION_MODEL = "sidecar"  # captions read from x.txt / x.json beside an image
+
+__all__ = ["SIDECAR_CAPTION_MODEL", "Catalog", "CollectionInfo", "ImageRecord", "JobInfo", "KnownImage", "open_catalog", "utcnow"]
 
 
 
@@ -195,6 +198,9 @@ class Catalog(JobQueries):
                 size=item["size"],
                 mtime=item["mtime"],
                 status=ImageStatus.PENDING,
+                caption=item.get("caption"),
+                search_text=search_text_for(item["path"], item.get("caption"), None),
+                caption_model=SIDECAR_CAPTION_MODEL if item.get("caption") else None,
                 created_at=now,
                 updated_at=now,
             )
@@ -312,6 +318,32 @@ class Catalog(JobQueries):
                 query = query.where(Image.collection_id == collection_id)
             return {status: count for status, count in s.execute(query)}
 
+    def set_enrichment(self, image_id: int, *, caption: str | None = None, caption_model: str | None = None,
+                       tags: list[dict[str, Any]] | None = None) -> None:
+        """Store a caption and/or tags and refresh the row's full-text entry."""
+        with self.session() as s:
+            row = s.get(Image, image_id)
+            if row is None:
+                return
+            if caption is not None:
+                row.caption, row.caption_model = caption, caption_model
+            if tags is not None:
+                row.tags = tags
+            row.search_text = search_text_for(row.path, row.caption, row.tags)
+            row.updated_at = utcnow()
+
+    def backfill_search_text(self, batch: int = 1000) -> int:
+        """Fill `search_text` of rows that predate full-text search (once, after an upgrade)."""
+        done = 0
+        while True:
+            with self.session() as s:
+                rows = list(s.scalars(select(Image).where(Image.search_text.is_(None)).limit(batch)))
+                for row in rows:
+                    row.search_text = search_text_for(row.path, row.caption, row.tags)
+                done += len(rows)
+            if len(rows) < batch:
+                return done
+
     # -- index builds ------------------------------------------------------------------------
 
     def index_build(self, collection_id: int) -> IndexBuild | None:
@@ -355,6 +387,7 @@ def open_catalog(url: str, *, upgrade: bool = False) -> Catalog:
         if current != head:
             if upgrade:
                 upgrade_database(engine)
+                Catalog(engine).backfill_search_text()
             else:
                 engine.dispose()
                 shown = make_url(url).render_as_string(hide_password=True)

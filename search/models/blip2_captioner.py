@@ -16,9 +16,9 @@ from PIL import Image
 
 if TYPE_CHECKING:
     import torch
-    from transformers import Blip2ForConditionalGeneration, BatchFeature
+    from transformers import BatchFeature, Blip2ForConditionalGeneration
 
-__all__ = ["VQA_PROMPT", "Blip2Captioner", "vqa_prompt"]
+__all__ = ["Blip2Captioner", "VQA_PROMPT", "vqa_prompt"]
 
 VQA_PROMPT = "Question: {question} Answer:"
 

@@ -6,7 +6,8 @@ the network or the Hugging Face cache. Their scores and texts mean nothing. Ever
 torch inside `torch.random.fork_rng`, so one spec gives the same weights in every process and
 the caller's random state is left alone. Tokenizers are built from vocabularies written here:
 a lower-case WordPiece one for the BERT-style text towers (BLIP, the BLIP-2 Q-Former) and a
-byte-level one for the OPT language model, both lossless for ASCII text.
+byte-level one for the OPT language model. Both cover any ASCII text without unknown tokens,
+and the byte-level one decodes back to exactly the text it was given.
 """
 
 from __future__ import annotations
