@@ -56,11 +56,20 @@ def recall_at(ranks: Sequence[int], ks: Sequence[int]) -> dict[str, float]:
     return {f"R@{k}": float(np.mean((found >= 0) & (found < k))) if len(found) else 0.0 for k in ks}
 
 
-def _vector_query(engine: SearchEngine, caption: str, k: int, collection: str) -> list[int]:
-    return [hit.id for hit in engine.search_text(caption, k=k, collection=collection).results]
+def _query(**options: Any) -> QueryFn:
+    def run(engine: SearchEngine, caption: str, k: int, collection: str) -> list[int]:
+        return [hit.id for hit in engine.search_text(caption, k=k, collection=collection, **options).results]
+
+    return run
 
 
-MODES: dict[str, QueryFn] = {"vector": _vector_query}
+MODES: dict[str, QueryFn] = {
+    "vector": _query(mode="vector"),
+    "text": _query(mode="text"),
+    "hybrid": _query(mode="hybrid"),
+    "rerank": _query(mode="vector", rerank=True),
+    "hybrid+rerank": _query(mode="hybrid", rerank=True),
+}
 
 
 def _collection_name(dataset: EvalDataset, model_id: str) -> str:

@@ -38,6 +38,7 @@ from search.models.model_spec import parse_encoder_spec
 from search.faiss_index import VectorIndex
 from search.paths import decode_path, display_path, encode_path, path_key
 from search.settings import Settings
+from search.zero_shot_tags import ZeroShotTagger, load_vocabulary
 
 __all__ = ["IndexReport", "ProgressCallback", "index_paths"]
 
@@ -248,13 +249,23 @@ def _reuse_known_content(
     new_ids = np.asarray([new_id for new_id, _ in usable], dtype=np.int64)
     new_vectors = np.stack([vector_of[source.id] for _, source in usable])
     store.vectors.append(new_ids, new_vectors)
+    source_rows = catalog.get_images([source.id for _, source in usable])
     catalog.finish_batch(
-        [{"id": new_id, "width": s.width, "height": s.height, "content_hash": s.content_hash} for new_id, s in usable],
+        [{"id": new_id, "width": s.width, "height": s.height, "content_hash": s.content_hash,
+          "tags": source_rows[s.id].tags if s.id in source_rows else None} for new_id, s in usable],
         [],
     )
     index.add(new_ids, new_vectors)
     report.reused += len(usable)
     report.indexed += len(usable)
+
+
+def _tagger(settings: Settings, encoder: Encoder) -> ZeroShotTagger | None:
+    """Zero-shot tagging with the collection's own encoder (label embeddings computed once)."""
+    if not settings.tags:
+        return None
+    vocabulary = load_vocabulary(settings.tag_vocabulary) if settings.tag_vocabulary else None
+    return ZeroShotTagger(encoder, vocabulary)
 
 
 def _rebatch(chunks: Iterable[DecodedBatch], size: int) -> Iterator[DecodedBatch]:
@@ -311,6 +322,7 @@ def _embed(
                        draft_size=encoder.image_size, pin_memory=False),
         settings.batch_size,
     )
+    tagger = _tagger(settings, encoder)
     done = 0
     path_of = dict(pending)
     last_save = time.monotonic()
@@ -322,6 +334,9 @@ def _embed(
             # Page-locked host memory lets the copy to the GPU run without a staging copy.
             vectors = encoder.encode_preprocessed(batch.pixels.pin_memory() if cuda else batch.pixels)
             store.vectors.append(ids, vectors)  # durable before the catalog says `embedded`
+            if tagger is not None:
+                for item, tags in zip(batch.ok, tagger.tag(vectors, threshold=settings.tag_threshold)):
+                    item["tags"] = tags
         catalog.finish_batch(batch.ok, batch.failed)
         if batch.pixels is not None:
             index.add(ids, vectors)

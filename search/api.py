@@ -4,16 +4,16 @@ the matching HTML page calls too, and errors leave through the app's single erro
 from __future__ import annotations
 
 import mimetypes
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from search.engine import MAX_K, SearchEngine
+from search.engine import MAX_K, MAX_RERANK_K, SearchEngine
 from search.errors import InputError
 from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD
-from search.schemas import DuplicatesResponse, ImageDetail, SearchResponse, StatsResponse
+from search.schemas import AnswerResponse, AskRequest, DuplicatesResponse, ImageDetail, SearchResponse, StatsResponse
 
 __all__ = ["get_engine", "read_upload", "router"]
 
@@ -48,8 +48,15 @@ def search_text(
     k: K = None,
     collection: Annotated[str | None, Query(description="Only this collection.")] = None,
     dedupe: Dedupe = False,
+    mode: Annotated[Literal["vector", "text", "hybrid"], Query(
+        description="vector: CLIP similarity; text: full text over captions, tags and file names; hybrid: "
+        "reciprocal-rank fusion (k=60) of both.")] = "vector",
+    rerank: Annotated[bool, Query(description="Reorder the top rerank_k candidates by ITM match probability.")] = False,
+    rerank_k: Annotated[int | None, Query(ge=1, le=MAX_RERANK_K, description="Candidates to rerank.")] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="Only images with this tag.")] = None,
 ) -> SearchResponse:
-    return engine.search_text(q, k=k, collection=collection, dedupe=dedupe)
+    return engine.search_text(q, k=k, collection=collection, dedupe=dedupe, mode=mode, rerank=rerank,
+                              rerank_k=rerank_k, tag=tag)
 
 
 @router.post("/search/image", response_model=SearchResponse, summary="Search images by an example image")
@@ -107,3 +114,8 @@ def duplicates(
     collection: Annotated[str | None, Query(description="Only this collection.")] = None,
 ) -> DuplicatesResponse:
     return engine.duplicates(threshold=threshold, collection=collection)
+
+
+@router.post("/images/{image_id}/ask", response_model=AnswerResponse, summary="Ask a question about an image")
+def ask(engine: Engine, image_id: int, body: AskRequest) -> AnswerResponse:
+    return engine.ask(image_id, body.question)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +25,14 @@ from search.collection_store import CollectionStore
 from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD, collapse_near_duplicates, duplicate_groups
 from search.errors import InputError, ModelMismatchError, NotFoundError
 from search.faiss_index import VectorIndex
-from search.image_decode import DecodeFailure, decode_bytes
+from search.catalog.fulltext import full_text_search, reciprocal_rank_fusion
+from search.image_decode import DecodeFailure, decode_bytes, decode_stored
 from search.image_source import is_archive_member, read_image_bytes
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
 from search.paths import decode_path, display_path
 from search.schemas import (
+    AnswerResponse,
     CollectionStats,
     DuplicateGroup,
     DuplicatesResponse,
@@ -40,10 +45,44 @@ from search.schemas import (
 from search.settings import Settings
 from search.thumbnails import thumbnail_for
 
-__all__ = ["MAX_K", "MAX_QUERY_CHARS", "SearchEngine"]
+__all__ = ["MAX_K", "MAX_QUERY_CHARS", "MAX_RERANK_K", "SEARCH_MODES", "SearchEngine"]
 
 MAX_K = 1000
+MAX_RERANK_K = 512
 MAX_QUERY_CHARS = 1000
+MAX_QUESTION_CHARS = 300
+SEARCH_MODES = ("vector", "text", "hybrid")
+RERANK_DRAFT_SIZE = 384  # BLIP and BLIP-2 look at 224-384 px: decode no bigger
+
+
+@dataclass(frozen=True)
+class _Options:
+    k: int
+    collection: str | None = None
+    model: str | None = None
+    mode: str = "vector"
+    dedupe: bool = False
+    tag: str | None = None
+    rerank_k: int = 0  # 0: no rerank
+
+
+@contextmanager
+def _timer(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] += (time.perf_counter() - started) * 1000
+
+
+def _has_tag(record: ImageRecord, tag: str | None) -> bool:
+    return tag is None or any(t.get("label") == tag for t in record.tags or [])
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 @dataclass
@@ -125,18 +164,32 @@ class SearchEngine:
             raise InputError(f"k must be between 1 and {MAX_K}, got {k}.")
         return k
 
+    def _rerank_k(self, rerank_k: int | None) -> int:
+        if rerank_k is None:
+            rerank_k = self.settings.rerank_k or (128 if self.settings.device.startswith("cuda") or (
+                self.settings.device == "auto" and _cuda_available()) else 16)
+        if not 1 <= rerank_k <= MAX_RERANK_K:
+            raise InputError(f"rerank_k must be between 1 and {MAX_RERANK_K}, got {rerank_k}.")
+        return rerank_k
+
     def search_text(self, query: str, *, k: int | None = None, collection: str | None = None,
-                    model: str | None = None, dedupe: bool = False) -> SearchResponse:
+                    model: str | None = None, dedupe: bool = False, mode: str = "vector",
+                    rerank: bool = False, rerank_k: int | None = None, tag: str | None = None) -> SearchResponse:
+        """Text query. `mode`: vector (CLIP), text (caption/tag/file-name full text) or hybrid
+        (reciprocal-rank fusion of both); `rerank` reorders the top `rerank_k` with the ITM model."""
         query = query.strip()
         if not query:
             raise InputError("The query is empty: type some words to search for.")
         if len(query) > MAX_QUERY_CHARS:
             raise InputError(f"The query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}.")
-        return self._search(lambda enc: enc.encode_texts([query]), k=self._check_k(k),
-                            collection=collection, model=model, query=query, dedupe=dedupe)
+        if mode not in SEARCH_MODES:
+            raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}.")
+        options = _Options(k=self._check_k(k), collection=collection, model=model, mode=mode, dedupe=dedupe,
+                           tag=tag, rerank_k=self._rerank_k(rerank_k) if rerank else 0)
+        return self._search(lambda enc: enc.encode_texts([query]), options, query=query)
 
     def search_image_bytes(self, data: bytes, *, k: int | None = None, collection: str | None = None,
-                           source: str = "upload", dedupe: bool = False) -> SearchResponse:
+                           source: str = "upload", dedupe: bool = False, tag: str | None = None) -> SearchResponse:
         if len(data) > self.settings.max_upload_bytes:
             raise InputError(
                 f"{source} is {len(data)} bytes; the limit is {self.settings.max_upload_bytes} "
@@ -146,12 +199,12 @@ class SearchEngine:
             decoded = decode_bytes(data, draft_size=512, max_pixels=self.settings.max_upload_pixels)
         except DecodeFailure as exc:
             raise InputError(f"{source}: {exc.reason}.") from exc
-        return self.search_image(decoded.image, k=k, collection=collection, dedupe=dedupe)
+        return self.search_image(decoded.image, k=k, collection=collection, dedupe=dedupe, tag=tag)
 
-    def search_image(self, image: Image.Image, *, k: int | None = None,
-                     collection: str | None = None, dedupe: bool = False) -> SearchResponse:
-        return self._search(lambda enc: enc.encode_images([image]), k=self._check_k(k),
-                            collection=collection, model=None, query=None, dedupe=dedupe)
+    def search_image(self, image: Image.Image, *, k: int | None = None, collection: str | None = None,
+                     dedupe: bool = False, tag: str | None = None) -> SearchResponse:
+        options = _Options(k=self._check_k(k), collection=collection, dedupe=dedupe, tag=tag)
+        return self._search(lambda enc: enc.encode_images([image]), options, query=None)
 
     def similar(self, image_id: int, *, k: int | None = None) -> SearchResponse:
         k = self._check_k(k)
@@ -166,63 +219,105 @@ class SearchEngine:
         scores, ids = index.search(vector, k + 1)
         hits = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != image_id][:k]
         search_ms = (time.perf_counter() - started) * 1000
-        results, meta_ms = self._results(hits, {info.id: info})
-        return SearchResponse(query=None, k=k, results=results,
-                              timings={"search_ms": search_ms, "metadata_ms": meta_ms})
+        records = self.catalog.get_images([i for _, i in hits])
+        results = [self._result(records[i], s, {info.id: info}, clip_score=s) for s, i in hits if i in records]
+        return SearchResponse(query=None, k=k, results=results, timings={"search_ms": search_ms})
 
-    def _search(self, encode, *, k: int, collection: str | None, model: str | None,  # type: ignore[no-untyped-def]
-                query: str | None, dedupe: bool = False) -> SearchResponse:
-        collections = self._collections(collection)
-        timings = {"encode_ms": 0.0, "search_ms": 0.0}
-        hits: list[tuple[float, int]] = []
-        vectors: dict[str, np.ndarray] = {}
-        hit_vectors: dict[int, np.ndarray] = {}
-        fetch = min(MAX_K, k * 4) if dedupe else k
-        for info in collections:
-            started = time.perf_counter()
-            if info.model_id not in vectors:
-                vectors[info.model_id] = encode(self._encoder(info, model))
-            timings["encode_ms"] += (time.perf_counter() - started) * 1000
-            started = time.perf_counter()
-            index = self.index_for(info)
-            scores, ids = index.search(vectors[info.model_id], fetch)
-            found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-            hits.extend(found)
-            if dedupe:
-                hit_vectors.update((i, index.reconstruct(i)) for _, i in found)
-            timings["search_ms"] += (time.perf_counter() - started) * 1000
-        hits.sort(key=lambda hit: (-hit[0], hit[1]))
-        if dedupe:
-            hits = collapse_near_duplicates(hits, hit_vectors)
-        results, meta_ms = self._results(hits[:k], {c.id: c for c in collections})
-        timings["metadata_ms"] = meta_ms
+    def _search(self, encode: Callable[[Encoder], np.ndarray], options: _Options,
+                query: str | None) -> SearchResponse:
+        collections = {c.id: c for c in self._collections(options.collection)}
+        timings: dict[str, float] = defaultdict(float)
+        wanted = max(options.k, options.rerank_k)
+        fetch = min(MAX_K, wanted * 4 if (options.dedupe or options.tag) else wanted)
+        query_vectors: dict[str, np.ndarray] = {}
+        indexes: dict[int, VectorIndex] = {}
+        vector_hits: list[tuple[float, int]] = []
+        for info in collections.values():
+            with _timer(timings, "encode_ms"):
+                if info.model_id not in query_vectors:
+                    query_vectors[info.model_id] = encode(self._encoder(info, options.model))
+            with _timer(timings, "search_ms"):
+                indexes[info.id] = index = self.index_for(info)
+                if options.mode != "text":
+                    scores, ids = index.search(query_vectors[info.model_id], fetch)
+                    vector_hits += [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        vector_hits.sort(key=lambda hit: (-hit[0], hit[1]))
+        clip = {image_id: score for score, image_id in vector_hits}
+        text_scores: dict[int, float] = {}
+        if options.mode in ("text", "hybrid") and query is not None:
+            with _timer(timings, "text_ms"):
+                text_hits = full_text_search(self.catalog, query, collection_ids=list(collections), limit=fetch)
+            text_scores = {image_id: score for image_id, score in text_hits}
+        if options.mode == "vector" or query is None:
+            ranked = vector_hits
+        elif options.mode == "text":
+            ranked = [(score, image_id) for image_id, score in text_scores.items()]
+        else:
+            fused = reciprocal_rank_fusion([[i for _, i in vector_hits], list(text_scores)])
+            ranked = [(score, image_id) for image_id, score in fused]
+
+        with _timer(timings, "metadata_ms"):
+            records = self.catalog.get_images([image_id for _, image_id in ranked])
+            ranked = [(s, i) for s, i in ranked if i in records and _has_tag(records[i], options.tag)]
+            for _, image_id in ranked:  # text-only hits still get their CLIP similarity
+                if image_id not in clip:
+                    info = collections[records[image_id].collection_id]
+                    clip[image_id] = float(indexes[info.id].reconstruct(image_id) @ query_vectors[info.model_id][0])
+            if options.dedupe:
+                vectors = {i: indexes[records[i].collection_id].reconstruct(i) for _, i in ranked}
+                ranked = collapse_near_duplicates(ranked, vectors)
+
+        rerank_scores: dict[int, float] = {}
+        if options.rerank_k and query is not None and ranked:
+            with _timer(timings, "rerank_ms"):
+                ranked, rerank_scores = self._rerank(query, ranked, records, options.rerank_k)
+        results = [
+            self._result(records[i], score, collections, clip_score=clip[i], text_score=text_scores.get(i),
+                         rerank_score=rerank_scores.get(i))
+            for score, i in ranked[: options.k]
+        ]
         timings["total_ms"] = sum(timings.values())
-        return SearchResponse(query=query, k=k, results=results, timings=timings)
+        return SearchResponse(query=query, k=options.k, results=results, timings=dict(timings))
 
-    def _results(self, hits: list[tuple[float, int]],
-                 collections: dict[int, CollectionInfo]) -> tuple[list[SearchResult], float]:
-        started = time.perf_counter()
-        records = self.catalog.get_images([image_id for _, image_id in hits])
-        results = []
-        for score, image_id in hits:
-            record = records.get(image_id)
-            if record is None:  # deleted after the index was read
-                continue
-            info = collections.get(record.collection_id) or self.catalog.collection_by_id(record.collection_id)
-            results.append(
-                SearchResult(
-                    id=image_id,
-                    path=record.display_path,
-                    score=score,
-                    clip_score=score,
-                    collection=info.name,
-                    width=record.width,
-                    height=record.height,
-                    caption=record.caption,
-                    **image_urls(image_id),
-                )
-            )
-        return results, (time.perf_counter() - started) * 1000
+    def _rerank(self, query: str, ranked: list[tuple[float, int]], records: dict[int, ImageRecord],
+                rerank_k: int) -> tuple[list[tuple[float, int]], dict[int, float]]:
+        """Reorder the top `rerank_k` candidates by ITM match probability (the final score);
+        candidates below them keep their order and first-stage score."""
+        from search.models.generative_registry import load_reranker
+
+        head, tail = ranked[:rerank_k], ranked[rerank_k:]
+        reranker = load_reranker(self.settings.reranker, self.settings.device)
+        images, keys, kept = [], [], []
+        for _, image_id in head:
+            try:
+                images.append(decode_stored(records[image_id].path, draft_size=RERANK_DRAFT_SIZE).image)
+            except DecodeFailure:
+                continue  # the file went away since indexing: it cannot be judged, drop it
+            keys.append((image_id, records[image_id].content_hash))
+            kept.append(image_id)
+        probabilities = reranker.score(query, images, keys=keys) if images else np.zeros(0)
+        scores = {image_id: float(p) for image_id, p in zip(kept, probabilities)}
+        reordered = sorted(((scores[i], i) for i in kept), key=lambda hit: (-hit[0], hit[1]))
+        return reordered + tail, scores
+
+    def _result(self, record: ImageRecord, score: float, collections: dict[int, CollectionInfo], *,
+                clip_score: float, text_score: float | None = None,
+                rerank_score: float | None = None) -> SearchResult:
+        info = collections.get(record.collection_id) or self.catalog.collection_by_id(record.collection_id)
+        return SearchResult(
+            id=record.id,
+            path=record.display_path,
+            score=score,
+            clip_score=clip_score,
+            text_score=text_score,
+            rerank_score=rerank_score,
+            collection=info.name,
+            width=record.width,
+            height=record.height,
+            caption=record.caption,
+            tags=[Tag(label=t["label"], score=t["score"]) for t in record.tags or []],
+            **image_urls(record.id),
+        )
 
     # -- images ------------------------------------------------------------------------------
 
@@ -260,6 +355,27 @@ class SearchEngine:
         if not path.is_file():
             raise NotFoundError(f"The file of image {image_id} ({display_path(record.path)}) is gone.")
         return path, name
+
+    def ask(self, image_id: int, question: str) -> AnswerResponse:
+        """Answer a question about one image with the captioning/VQA model
+        (BLIP-2 prompt "Question: ... Answer:")."""
+        from search.models.generative_registry import load_captioner
+
+        question = question.strip()
+        if not question:
+            raise InputError("The question is empty: ask something about the image.")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InputError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
+        record = self.catalog.get_image(image_id)
+        try:
+            image = decode_stored(record.path, draft_size=RERANK_DRAFT_SIZE).image
+        except DecodeFailure as exc:
+            raise NotFoundError(f"Image {image_id} cannot be read: {exc.reason}.") from exc
+        captioner = load_captioner(self.settings.captioner, self.settings.device)
+        started = time.perf_counter()
+        answer = captioner.ask(image, question)
+        return AnswerResponse(id=image_id, question=question, answer=answer, model=captioner.model_id,
+                              ms=(time.perf_counter() - started) * 1000)
 
     def thumbnail(self, image_id: int) -> Path:
         return thumbnail_for(self.catalog.get_image(image_id), self.settings.thumbnail_dir())

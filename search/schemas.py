@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "AnswerResponse",
+    "AskRequest",
     "CollectionStats",
     "DuplicateGroup",
     "DuplicatesResponse",
@@ -27,12 +29,19 @@ class Tag(BaseModel):
 class SearchResult(BaseModel):
     id: int = Field(description="Catalog id of the image (also its vector id).")
     path: str = Field(description="File path as indexed.")
-    score: float = Field(description="Final score: cosine similarity between query and image embeddings.")
-    clip_score: float = Field(description="Cosine similarity from the CLIP encoder.")
+    score: float = Field(
+        description="Final score, by which results are ordered: the ITM match probability (0-1) when "
+        "reranked; else the cosine similarity (mode=vector), the full-text rank score (mode=text) or "
+        "the reciprocal-rank-fusion score (mode=hybrid)."
+    )
+    clip_score: float = Field(description="Cosine similarity between the query and image CLIP embeddings.")
+    text_score: float | None = Field(default=None, description="Full-text relevance (mode=text/hybrid).")
+    rerank_score: float | None = Field(default=None, description="BLIP/BLIP-2 ITM match probability, when reranked.")
     collection: str
     width: int | None = None
     height: int | None = None
     caption: str | None = None
+    tags: list[Tag] = Field(default_factory=list)
     file_url: str
     thumbnail_url: str
 
@@ -95,3 +104,15 @@ class DuplicateGroup(BaseModel):
 class DuplicatesResponse(BaseModel):
     threshold: float
     groups: list[DuplicateGroup]
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=300, description="A question about the image.")
+
+
+class AnswerResponse(BaseModel):
+    id: int
+    question: str
+    answer: str
+    model: str = Field(description="Model id of the captioning/VQA model that answered.")
+    ms: float = Field(description="Time spent generating the answer.")

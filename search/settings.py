@@ -39,6 +39,24 @@ class Settings(BaseSettings):
         description="Encoder for new collections: a preset (default, quality, cpu, tiny-test), "
         "MODEL/PRETRAINED, MODEL/path/to/checkpoint, local-dir:PATH or hf-hub:ORG/REPO.",
     )
+    reranker: str = Field(
+        default="default",
+        description="ITM reranker SPEC: a preset, a Hugging Face repo id (Salesforce/blip2-itm-vit-g, "
+        "Salesforce/blip-itm-base-coco) or local-dir:PATH.",
+    )
+    captioner: str = Field(
+        default="default",
+        description="Captioning/VQA model SPEC: a preset, a repo id (Salesforce/blip2-opt-2.7b, "
+        "Salesforce/blip-image-captioning-base) or local-dir:PATH.",
+    )
+    rerank_k: int | None = Field(
+        default=None, ge=1, le=512, description="Candidates reranked per query; unset = 128 on CUDA, 16 on CPU."
+    )
+    tags: bool = Field(default=True, description="Tag images at index time (zero-shot, with the index's CLIP).")
+    tag_vocabulary: Path | None = Field(
+        default=None, description="Label file for tags (one label per line); unset = the shipped vocabulary."
+    )
+    tag_threshold: float = Field(default=0.1, ge=0, le=1, description="Lowest tag probability that is stored.")
     device: str = Field(default="auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
     batch_size: int = Field(default=32, ge=1, le=4096, description="Images per encoder batch.")
     workers: int | None = Field(

@@ -106,6 +106,10 @@ def index(
     follow_symlinks: Annotated[bool, typer.Option(help="Follow symbolic links to folders.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Images per encoder batch [env: PIXSEEK_BATCH_SIZE].")] = None,
     workers: Annotated[int | None, typer.Option(help="Decode worker processes; 0 decodes in-process.")] = None,
+    captions: Annotated[bool, typer.Option("--captions", help="Then caption images that have no caption "
+                                           "[PIXSEEK_CAPTIONER].")] = False,
+    tags: Annotated[bool | None, typer.Option("--tags/--no-tags", help="Zero-shot tags at index time "
+                                              "[env: PIXSEEK_TAGS, default on].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
 ) -> None:
     """Index images: find, decode, embed and store them; re-running only embeds what changed."""
@@ -114,7 +118,7 @@ def index(
 
     if not paths and from_list is None:
         raise typer.BadParameter("give at least one PATH or --from-list FILE")
-    settings = _settings(ctx, batch_size=batch_size, workers=workers)
+    settings = _settings(ctx, batch_size=batch_size, workers=workers, tags=tags)
     catalog = _open_catalog(settings)
     progress = Progress(
         TextColumn("[bold]Embedding"),
@@ -140,10 +144,14 @@ def index(
                 settings, catalog, job_id, paths=paths or [], collection=collection, model_spec=model or None,
                 from_list=from_list, prune=prune, follow_symlinks=follow_symlinks, progress=on_progress,
             )
+        captioned = _run_captioning(settings, catalog, collection, 8, transient=as_json) if captions else None
     finally:
         catalog.close()
     if as_json:
-        _print_json(report.as_json())
+        summary = report.as_json()
+        if captioned is not None:
+            summary["captions"] = captioned.as_json()
+        _print_json(summary)
         return
     summary = Table(title=f"Collection {report.collection!r}", show_header=False)
     for label, value in (
@@ -172,6 +180,14 @@ def search(
     collection: Annotated[str | None, typer.Option(help="Search only this collection (default: all).")] = None,
     model: Annotated[str | None, typer.Option(help="Query encoder SPEC; must match the index's encoder.")] = None,
     dedupe: Annotated[bool, typer.Option(help="Collapse near-duplicate images into their best hit.")] = False,
+    mode: Annotated[str, typer.Option(help="vector (CLIP), text (captions, tags, file names) or hybrid "
+                                      "(reciprocal-rank fusion of both).")] = "vector",
+    rerank: Annotated[bool, typer.Option(help="Reorder the top candidates with the BLIP/BLIP-2 ITM model "
+                                         "[env: PIXSEEK_RERANKER].")] = False,
+    rerank_k: Annotated[int | None, typer.Option(help="How many candidates to rerank (default 128 on CUDA, "
+                                                 "16 on CPU).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only images tagged with this label.")] = None,
+    reranker: Annotated[str | None, typer.Option(help="Reranker SPEC (preset, repo id, local-dir:PATH).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"results\": [...]} as JSON.")] = False,
 ) -> None:
     """Search by text (QUERY) or by an example image (--image)."""
@@ -180,7 +196,9 @@ def search(
 
     if (query is None) == (image is None):
         raise typer.BadParameter("give either a QUERY or --image PATH (not both)")
-    settings = _settings(ctx)
+    if image is not None and (rerank or mode != "vector"):
+        raise typer.BadParameter("--rerank and --mode apply to text queries, not --image")
+    settings = _settings(ctx, reranker=reranker)
     catalog = _open_catalog(settings)
     try:
         engine = SearchEngine(settings, catalog)
@@ -190,9 +208,10 @@ def search(
             except OSError as exc:
                 raise InputError(f"Cannot read --image {image}: {exc.strerror or exc}.") from exc
             response = engine.search_image_bytes(data, k=k, collection=collection, source=str(image),
-                                                 dedupe=dedupe)
+                                                 dedupe=dedupe, tag=tag)
         else:
-            response = engine.search_text(query or "", k=k, collection=collection, model=model, dedupe=dedupe)
+            response = engine.search_text(query or "", k=k, collection=collection, model=model, dedupe=dedupe,
+                                          mode=mode, rerank=rerank, rerank_k=rerank_k, tag=tag)
     finally:
         catalog.close()
     if as_json:
@@ -203,9 +222,72 @@ def search(
     table.add_column("score", justify="right")
     table.add_column("id", justify="right")
     table.add_column("path", overflow="fold")
+    if rerank:
+        table.add_column("clip", justify="right")
     for rank, result in enumerate(response.results, 1):
-        table.add_row(str(rank), f"{result.score:.4f}", str(result.id), result.path)
+        extra = [f"{result.clip_score:.4f}"] if rerank else []
+        table.add_row(str(rank), f"{result.score:.4f}", str(result.id), result.path, *extra)
     stdout.print(table)
+
+
+@app.command()
+@_reports_errors
+def caption(
+    ctx: typer.Context,
+    collection: Annotated[str | None, typer.Option(help="Only this collection (default: all).")] = None,
+    captioner: Annotated[str | None, typer.Option(help="Captioner SPEC: preset, repo id or local-dir:PATH "
+                                                  "[env: PIXSEEK_CAPTIONER].")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per generation batch.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Write captions for indexed images that have none (resumable)."""
+    settings = _settings(ctx, captioner=captioner)
+    catalog = _open_catalog(settings)
+    try:
+        report = _run_captioning(settings, catalog, collection, batch_size, transient=as_json)
+    finally:
+        catalog.close()
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        stdout.print(f"Captioned {report.captioned} images with {report.model_id} in {report.seconds:.1f} s"
+                     + (f" ({report.unreadable} unreadable)" if report.unreadable else ""), highlight=False)
+
+
+def _run_captioning(settings: Settings, catalog: Any, collection: str | None, batch_size: int,
+                    transient: bool) -> Any:
+    from indexer.enrich import caption_images
+
+    progress = Progress(TextColumn("[bold]Captioning"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=stderr, transient=transient)
+    task = progress.add_task("caption", total=None)
+    with progress:
+        return caption_images(settings, catalog, collection=collection, batch_size=batch_size,
+                              progress=lambda done, total: progress.update(task, completed=done, total=total))
+
+
+@app.command()
+@_reports_errors
+def ask(
+    ctx: typer.Context,
+    image_id: Annotated[int, typer.Argument(help="Catalog id of the image (see search results).")],
+    question: Annotated[str, typer.Argument(help="The question, e.g. 'what colour is the car?'")],
+    captioner: Annotated[str | None, typer.Option(help="Captioner/VQA SPEC [env: PIXSEEK_CAPTIONER].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"answer\": ...} as JSON.")] = False,
+) -> None:
+    """Ask a question about one image (BLIP-2 "Question: ... Answer:")."""
+    from search.engine import SearchEngine
+
+    settings = _settings(ctx, captioner=captioner)
+    catalog = _open_catalog(settings)
+    try:
+        result = SearchEngine(settings, catalog).ask(image_id, question)
+    finally:
+        catalog.close()
+    if as_json:
+        _print_json(result.model_dump())
+    else:
+        stdout.print(result.answer, highlight=False)
 
 
 @app.command()

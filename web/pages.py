@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from search.api import get_engine, read_upload
-from search.engine import MAX_K, SearchEngine
+from search.engine import MAX_K, SEARCH_MODES, SearchEngine
 from search.errors import PixseekError
 
 __all__ = ["router"]
@@ -32,6 +32,10 @@ def _page_context(engine: SearchEngine, **values: Any) -> dict[str, Any]:
         "response": None,
         "error": None,
         "query_image": None,
+        "mode": "vector",
+        "modes": SEARCH_MODES,
+        "rerank": False,
+        "tag": "",
     }
     context.update(values)
     return context
@@ -44,12 +48,17 @@ def search_page(
     q: Annotated[str, Query(max_length=1000)] = "",
     k: Annotated[int | None, Query(ge=1, le=MAX_K)] = None,
     collection: str = "",
+    mode: Annotated[str, Query(max_length=10)] = "vector",
+    rerank: bool = False,
+    tag: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    context = _page_context(engine, query=q, collection=collection, k=k or engine.settings.default_k)
+    context = _page_context(engine, query=q, collection=collection, k=k or engine.settings.default_k,
+                            mode=mode, rerank=rerank, tag=tag)
     status = 200
     if "q" in request.query_params:  # a submitted blank query gets the engine's message
         try:
-            context["response"] = engine.search_text(q, k=k, collection=collection or None)
+            context["response"] = engine.search_text(q, k=k, collection=collection or None, mode=mode,
+                                                     rerank=rerank, tag=tag or None)
         except PixseekError as exc:
             context["error"], status = str(exc), exc.http_status
     return _render(request, "index.html", context, status)

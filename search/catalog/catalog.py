@@ -239,29 +239,44 @@ class Catalog(JobQueries):
         embedded: Sequence[dict[str, Any]],
         failed: Sequence[tuple[int, str]],
     ) -> None:
-        """Record one batch: `embedded` rows (id, width, height, content_hash) whose vectors are
-        already durable, and `failed` rows (id, reason). One transaction for the whole batch."""
+        """Record one batch: `embedded` rows (id, width, height, content_hash, optional tags) whose
+        vectors are already durable, and `failed` rows (id, reason). One transaction."""
         now = utcnow()
         with self.session() as s:
+            rows = {row.id: row for row in s.scalars(select(Image).where(Image.id.in_([i["id"] for i in embedded])))}
             for item in embedded:
-                s.execute(
-                    update(Image)
-                    .where(Image.id == item["id"])
-                    .values(
-                        status=ImageStatus.EMBEDDED,
-                        error=None,
-                        width=item.get("width"),
-                        height=item.get("height"),
-                        content_hash=item.get("content_hash"),
-                        updated_at=now,
-                    )
-                )
+                row = rows.get(item["id"])
+                if row is None:
+                    continue
+                row.status, row.error, row.updated_at = ImageStatus.EMBEDDED, None, now
+                row.width, row.height, row.content_hash = item.get("width"), item.get("height"), item.get("content_hash")
+                if "tags" in item:
+                    row.tags = item["tags"]
+                    row.search_text = search_text_for(row.path, row.caption, row.tags)
             for image_id, reason in failed:
                 s.execute(
                     update(Image)
                     .where(Image.id == image_id)
                     .values(status=ImageStatus.FAILED, error=reason, updated_at=now)
                 )
+
+    def count_uncaptioned(self, collection_id: int) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Image).where(
+                Image.collection_id == collection_id, Image.status == ImageStatus.EMBEDDED,
+                Image.caption.is_(None))) or 0)
+
+    def images_without_caption(self, collection_ids: Sequence[int], limit: int) -> list[ImageRecord]:
+        """Embedded images that no model or sidecar has captioned yet, oldest first."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(Image)
+                .where(Image.collection_id.in_(list(collection_ids)), Image.status == ImageStatus.EMBEDDED,
+                       Image.caption.is_(None))
+                .order_by(Image.id)
+                .limit(limit)
+            )
+            return [ImageRecord.from_row(row) for row in rows]
 
     def delete_images(self, ids: Iterable[int]) -> int:
         id_list = list(ids)

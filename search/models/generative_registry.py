@@ -44,6 +44,7 @@ __all__ = [
     "load_captioner",
     "load_reranker",
     "parse_generative_spec",
+    "register_reranker",
 ]
 
 Family = Literal["reranker", "captioner"]
@@ -316,8 +317,20 @@ _rerankers: dict[tuple[str, str], Reranker] = {}
 _captioners: dict[tuple[str, str], Captioner] = {}
 
 
+_registered_rerankers: dict[str, Reranker] = {}
+
+
+def register_reranker(name: str, reranker: Reranker) -> None:
+    """Make a `Reranker` implementation available as `--reranker NAME` in this process (an
+    extension point: e.g. a domain-specific matcher, or a test's oracle)."""
+    with _lock:
+        _registered_rerankers[name] = reranker
+
+
 def load_reranker(spec: str | GenerativeSpec, device: str = "auto") -> Reranker:
     """The reranker for `spec` on `device` (auto, cpu, cuda, cuda:N), loading it on first use."""
+    if isinstance(spec, str) and spec in _registered_rerankers:
+        return _registered_rerankers[spec]
     resolved = spec if isinstance(spec, GenerativeSpec) else parse_generative_spec(spec, "reranker")
     chosen = resolve_device(device)
     key = (resolved.model_id, chosen)
@@ -348,4 +361,5 @@ def clear_generative_model_cache() -> None:
     """Forget every loaded reranker and captioner (tests; freeing memory)."""
     with _lock:
         _rerankers.clear()
+        _registered_rerankers.clear()
         _captioners.clear()

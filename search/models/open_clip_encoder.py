@@ -19,6 +19,11 @@ __all__ = ["OpenClipEncoder"]
 
 
 def _hf_cache_dir() -> str:
+    """Where the hub cache is now (huggingface_hub reads the variables only once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
     from huggingface_hub import constants
 
     return str(constants.HF_HUB_CACHE)
