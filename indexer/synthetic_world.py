@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 __all__ = [
+    "ATTRIBUTE_NAMES",
     "BACKGROUNDS",
     "COLOURS",
     "COUNTS",
@@ -62,7 +63,7 @@ WORLD_VERSION = 2
 
 MANIFEST_NAME = "world.json"
 
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "hexagon")
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "diamond")
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "green": (30, 160, 50),
@@ -85,7 +86,7 @@ SIZES: tuple[str, ...] = ("small", "large")
 COUNTS: tuple[int, ...] = (1, 2, 3)
 POSITIONS: tuple[str, ...] = ("left", "right", "top", "bottom")
 
-_ATTRIBUTE_ORDER = ("shape", "colour", "size", "count", "position", "background", "pattern")
+ATTRIBUTE_NAMES: tuple[str, ...] = ("shape", "colour", "size", "count", "position", "background", "pattern")
 _SHAPE_PLURALS = {"cross": "crosses"}
 _COUNT_WORDS = {2: "two", 3: "three"}
 _POSITION_PHRASES: dict[str, tuple[str, ...]] = {
@@ -102,7 +103,9 @@ _TEMPLATES: tuple[str, ...] = (
     "a picture of {np} {pos}, on {bg_np}",
     "{pos}, {np} on {bg_np}",
 )
-_SIZE_PIXELS = {"small": (12.0, 14.0), "large": (18.0, 20.0)}  # side range at 64 px
+# Side ranges at 64 px: as large as three "large" shapes in a row allow, since at 64 px the model
+# tells a small star from a small cross only if it has a dozen pixels or more to look at.
+_SIZE_PIXELS = {"small": (13.0, 15.0), "large": (18.5, 20.0)}
 _SUPERSAMPLE = 4  # draw 4x larger then box-downsample: cheap anti-aliasing for small shapes
 
 
@@ -136,7 +139,7 @@ class WorldSplits:
 
 def attribute_key(attributes: dict[str, str | int]) -> tuple[str | int, ...]:
     """The attribute combination of an image, in a fixed order, usable as a dict key."""
-    return tuple(attributes[name] for name in _ATTRIBUTE_ORDER)
+    return tuple(attributes[name] for name in ATTRIBUTE_NAMES)
 
 
 def _article(word: str) -> str:

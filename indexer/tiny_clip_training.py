@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
-from indexer.synthetic_world import WORLD_VERSION, generate_world
+from indexer.synthetic_world import WORLD_VERSION, generate_world, load_world
 from search.models.open_clip_configs import MODEL_CONFIG_DIR, register_pixseek_configs
 
 __all__ = [
@@ -58,11 +58,12 @@ MODEL_CONFIG_PATH = Path(str(MODEL_CONFIG_DIR.joinpath(f"{MODEL_NAME}.json")))
 
 DEFAULT_EPOCHS = 8
 BATCH_SIZE = 128
-CAPTIONS_PER_STEP = 3
+CAPTIONS_PER_STEP = 1
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 0.1
 WARMUP_FRACTION = 0.05
 MAX_LOGIT_SCALE = math.log(100.0)
+POSITION_EMBEDDING_GAIN = 1.0
 CHECKPOINT_NAME = "open_clip_model.safetensors"
 CONFIG_NAME = "open_clip_config.json"
 
@@ -112,28 +113,6 @@ def _torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _read_pairs(jsonl_path: Path) -> tuple[list[Path], list[list[str]]]:
-    """Images (absolute paths, in first-seen order) and the captions of each, from a jsonl file."""
-    if not jsonl_path.is_file():
-        raise FileNotFoundError(
-            f"Training captions {jsonl_path} not found; build the world first with "
-            "indexer.synthetic_world.generate_world."
-        )
-    captions_by_image: dict[str, list[str]] = {}
-    for line_number, line in enumerate(jsonl_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            captions_by_image.setdefault(record["image"], []).append(record["caption"])
-        except (json.JSONDecodeError, KeyError) as error:
-            raise ValueError(
-                f"{jsonl_path}:{line_number} is not a {{\"image\": ..., \"caption\": ...}} line ({error})."
-            ) from error
-    images = [jsonl_path.parent / name for name in captions_by_image]
-    return images, list(captions_by_image.values())
-
-
 def _tokenize_all(tokenizer: Any, captions: list[list[str]], context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """All captions as one token tensor, plus per-image (start, count) offsets into it."""
     flat = [caption for per_image in captions for caption in per_image]
@@ -153,9 +132,18 @@ def _parameter_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     """open_clip's convention: no weight decay on gains, biases, norms and the logit scale."""
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
-        exclude = parameter.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name
+        exclude = (
+            parameter.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name or "positional_embedding" in name
+        )
         (no_decay if exclude else decay).append(parameter)
     return [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _strengthen_position_embedding(model: torch.nn.Module) -> None:
+    attention_pool = getattr(getattr(model, "visual", None), "attnpool", None)
+    if attention_pool is not None:
+        with torch.no_grad():
+            attention_pool.positional_embedding.mul_(POSITION_EMBEDDING_GAIN)
 
 
 def _learning_rate(step: int, total_steps: int) -> float:
@@ -228,33 +216,38 @@ def train_tiny_clip(
     with _torch_threads(_default_threads()), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model, _, preprocess = open_clip.create_model_and_transforms(name)
+        _strengthen_position_embedding(model)
         model.to(device)
         tokenizer = open_clip.get_tokenizer(name)
         preprocess_cfg = dict(model.visual.preprocess_cfg)  # type: ignore[union-attr]
         context_length = int(model_cfg["text_cfg"]["context_length"])
 
-        image_paths, captions = _read_pairs(world_dir / "train.jsonl")
-        say(f"preparing {len(image_paths)} training images")
-        images = torch.stack([preprocess(Image.open(path).convert("RGB")) for path in image_paths]).to(device)
-        tokens, caption_offsets = _tokenize_all(tokenizer, captions, context_length)
+        train = load_world(world_dir).train
+        if not train:
+            raise ValueError(f"The world at {world_dir} has no train images; generate it with n_train > 0.")
+        say(f"preparing {len(train)} training images")
+        images = torch.stack([preprocess(Image.open(world_dir / item.file_name).convert("RGB")) for item in train])
+        images = images.to(device)
+        tokens, caption_offsets = _tokenize_all(tokenizer, [item.captions for item in train], context_length)
         tokens = tokens.to(device)
 
-        batch_size = min(BATCH_SIZE, len(image_paths))
-        steps_per_epoch = len(image_paths) // batch_size
+        batch_size = min(BATCH_SIZE, len(train))
+        steps_per_epoch = len(train) // batch_size
         total_steps = steps_per_epoch * epochs
-        optimizer = torch.optim.AdamW(_parameter_groups(model), lr=LEARNING_RATE, betas=(0.9, 0.98), eps=1e-6)
+        optimizer = torch.optim.AdamW(
+            _parameter_groups(model), lr=LEARNING_RATE, betas=(0.9, 0.98), eps=1e-6, fused=True
+        )
         generator = torch.Generator().manual_seed(seed)
         model.train()
         step, loss_value, stopped_early = 0, float("nan"), False
         for epoch in range(epochs):
-            order = torch.randperm(len(image_paths), generator=generator)
-            for batch_start in range(0, steps_per_epoch * batch_size, batch_size):
+            order = torch.randperm(len(train), generator=generator)
+            for index in order[: steps_per_epoch * batch_size].split(batch_size):
                 if max_seconds is not None and time.monotonic() - started > max_seconds:
                     stopped_early = True
                     break
                 for group in optimizer.param_groups:
                     group["lr"] = _learning_rate(step, total_steps)
-                index = order[batch_start : batch_start + batch_size]
                 starts, counts = caption_offsets[index, 0], caption_offsets[index, 1]
                 loss = _batch_loss(model, images[index.to(device)], tokens, starts, counts, generator)
                 optimizer.zero_grad(set_to_none=True)
