@@ -53,7 +53,9 @@ def model_rate(encoder, batch_size: int, batches: int) -> float:  # type: ignore
 def end_to_end_rate(paths_root: Path, spec: str, device: str, batch_size: int, workers: int | None) -> tuple[float, int]:
     data_dir = Path(tempfile.mkdtemp(prefix="pixseek-bench-"))
     try:
-        settings = Settings(data_dir=data_dir, model=spec, device=device, batch_size=batch_size, workers=workers)
+        # tags=False: label embeddings are a one-off per model (cached on disk), not indexing cost
+        settings = Settings(data_dir=data_dir, model=spec, device=device, batch_size=batch_size, workers=workers,
+                            tags=False)
         catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
         report = index_paths(settings, catalog, [paths_root], collection="bench")
         catalog.close()

@@ -265,7 +265,7 @@ def _tagger(settings: Settings, encoder: Encoder) -> ZeroShotTagger | None:
     if not settings.tags:
         return None
     vocabulary = load_vocabulary(settings.tag_vocabulary) if settings.tag_vocabulary else None
-    return ZeroShotTagger(encoder, vocabulary)
+    return ZeroShotTagger(encoder, vocabulary, cache_dir=settings.data_dir / "cache")
 
 
 def _rebatch(chunks: Iterable[DecodedBatch], size: int) -> Iterator[DecodedBatch]:

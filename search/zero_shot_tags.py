@@ -21,14 +21,16 @@ product plus a softmax, cheap enough to run on every image at index time.
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
+from search.atomic_files import atomic_write_bytes
 from search.errors import InputError, ModelMismatchError
 from search.models.encoder import Encoder
 
@@ -115,6 +117,28 @@ def clear_label_embedding_cache() -> None:
         _label_embeddings.clear()
 
 
+def _disk_cached(cache_dir: Path | None, key: tuple[str, str, str], rows: int,
+                 compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Label embeddings from `cache_dir` when an earlier process computed them (a big text tower
+    needs minutes on a CPU for ~8,500 prompts), else computed and saved atomically."""
+    if cache_dir is None:
+        return compute()
+    name = hashlib.sha256("|".join(key).encode()).hexdigest()[:24]
+    path = cache_dir / f"labels-{name}.npy"
+    try:
+        cached = np.load(path, allow_pickle=False)
+        if cached.ndim == 2 and cached.shape[0] == rows and cached.dtype == np.float32:
+            cached.setflags(write=False)
+            return cached
+    except (OSError, ValueError):
+        pass
+    embeddings = compute()
+    buffer = io.BytesIO()
+    np.save(buffer, embeddings, allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
+    return embeddings
+
+
 def _compute_label_embeddings(encoder: Encoder, labels: Sequence[str], templates: Sequence[str],
                               batch_size: int) -> np.ndarray:
     texts = [template.format(label) for label in labels for template in templates]
@@ -141,7 +165,7 @@ class ZeroShotTagger:
     def __init__(self, encoder: Encoder, vocabulary: Sequence[str] | None = None, *,
                  templates: Sequence[str] = PROMPT_TEMPLATES,
                  logit_scale: float = DEFAULT_LOGIT_SCALE,
-                 text_batch_size: int = _TEXT_BATCH_SIZE) -> None:
+                 text_batch_size: int = _TEXT_BATCH_SIZE, cache_dir: Path | None = None) -> None:
         labels = load_vocabulary() if vocabulary is None else list(dict.fromkeys(vocabulary))
         if not labels:
             raise InputError("The tag vocabulary is empty: give at least one label.")
@@ -165,7 +189,9 @@ class ZeroShotTagger:
         with _cache_lock:
             embeddings = _label_embeddings.get(key)
             if embeddings is None:
-                embeddings = _compute_label_embeddings(encoder, self._labels, self.templates, text_batch_size)
+                embeddings = _disk_cached(cache_dir, key, len(self._labels),
+                                          lambda: _compute_label_embeddings(encoder, self._labels,
+                                                                            self.templates, text_batch_size))
                 _label_embeddings[key] = embeddings
                 while len(_label_embeddings) > _CACHE_SIZE:
                     _label_embeddings.popitem(last=False)
