@@ -3,8 +3,13 @@ of synthetic photos, settings pointing at a temporary data directory, and a CLI 
 
 from __future__ import annotations
 
-import json
 import os
+
+# Before anything imports huggingface_hub, which reads these once: tests never use the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+import json  # noqa: E402
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
