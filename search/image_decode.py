@@ -15,15 +15,14 @@ Only regular files are read: a FIFO or device named like an image must not block
 from __future__ import annotations
 
 import codecs
-import hashlib
 import io
-import os
-import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
+
+from search.content_hash import hash_bytes
 
 __all__ = ["DecodeFailure", "DecodedImage", "decode_bytes", "decode_file", "decode_stored", "to_rgb"]
 
@@ -148,7 +147,7 @@ def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int 
     `max_pixels` refuses larger images before any pixel is decoded (uploads use it)."""
     if not data:
         raise DecodeFailure("empty file: 0 bytes")
-    content_hash = hashlib.blake2b(data, digest_size=20).hexdigest()
+    content_hash = hash_bytes(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -186,33 +185,11 @@ def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int 
     return DecodedImage(image=image, width=width, height=height, content_hash=content_hash)
 
 
-def _read_regular_file(path: Path) -> bytes:
-    """The file's bytes; refuses FIFOs and devices, whose reads could block or never end."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise DecodeFailure("is a directory, not an image file")
-        if not stat.S_ISREG(mode):
-            raise DecodeFailure("not a regular file: a FIFO, socket or device cannot be indexed")
-        with open(fd, "rb", closefd=False) as handle:
-            return handle.read()
-    finally:
-        os.close(fd)
-
-
 def decode_file(path: Path, *, draft_size: int | None = None) -> DecodedImage:
-    try:
-        data = _read_regular_file(path)
-    except PermissionError as exc:
-        raise DecodeFailure("unreadable: permission denied") from exc
-    except IsADirectoryError as exc:
-        raise DecodeFailure("is a directory, not an image file") from exc
-    except FileNotFoundError as exc:
-        raise DecodeFailure("file disappeared before it could be read") from exc
-    except OSError as exc:
-        raise DecodeFailure(f"unreadable: {exc.strerror or exc}") from exc
-    return decode_bytes(data, draft_size=draft_size)
+    """Decode a plain image file; raises `DecodeFailure` with a specific reason."""
+    from search.image_source import read_plain_file  # that module imports this one
+
+    return decode_bytes(read_plain_file(path), draft_size=draft_size)
 
 
 def decode_stored(stored_path: str, *, draft_size: int | None = None) -> DecodedImage:

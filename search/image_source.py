@@ -31,6 +31,7 @@ __all__ = [
     "archive_member_path",
     "is_archive_member",
     "read_image_bytes",
+    "read_plain_file",
     "split_archive_path",
 ]
 
@@ -180,7 +181,7 @@ def _read_member(shard: Path, member: str) -> bytes:
     return data
 
 
-def _read_plain_file(path: Path) -> bytes:
+def read_plain_file(path: Path) -> bytes:
     """The file's bytes; refuses FIFOs and devices, whose reads could block or never end."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -211,8 +212,8 @@ def read_image_bytes(stored_path: str) -> bytes:
     `x.tar#y`) is read as that file."""
     parts = split_archive_path(stored_path)
     if parts is None:
-        return _read_plain_file(decode_path(stored_path))
+        return read_plain_file(decode_path(stored_path))
     shard, member = parts
     if not os.path.isfile(shard) and os.path.lexists(decode_path(stored_path)):
-        return _read_plain_file(decode_path(stored_path))
+        return read_plain_file(decode_path(stored_path))
     return _read_member(shard, member)
