@@ -26,17 +26,24 @@ import numpy as np
 import torch
 
 from indexer.decode_worker import DecodedBatch, decode_batches
-from indexer.sources import FoundFile, PruneScope, UnchangedCheck, expand_inputs, iter_file_list, iter_sources
+from indexer.sources import (
+    FoundFile,
+    PruneScope,
+    UnchangedCheck,
+    expand_inputs,
+    iter_file_list,
+    iter_sources,
+)
 from search.catalog import Catalog, CollectionInfo, KnownImage
 from search.collection_store import CollectionStore
 from search.content_hash import hash_bytes, hash_file
+from search.errors import ModelMismatchError
+from search.faiss_index import VectorIndex
 from search.image_decode import DecodeFailure
 from search.image_source import is_archive_member, read_image_bytes
-from search.errors import InputError, ModelMismatchError
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
-from search.faiss_index import VectorIndex
-from search.paths import decode_path, display_path, encode_path, path_key
+from search.paths import decode_path, display_path, path_key
 from search.settings import Settings
 from search.zero_shot_tags import ZeroShotTagger, load_vocabulary
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
@@ -123,9 +122,3 @@ class CollectionStore:
             count=index.count,
             generation=generation,
         )
-
-    def __enter__(self) -> CollectionStore:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        return None

@@ -21,11 +21,15 @@ import numpy as np
 from PIL import Image
 
 from search.catalog import Catalog, CollectionInfo, ImageRecord
+from search.catalog.fulltext import full_text_search, reciprocal_rank_fusion
 from search.collection_store import CollectionStore
-from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD, collapse_near_duplicates, duplicate_groups
+from search.duplicates import (
+    DEFAULT_DUPLICATE_THRESHOLD,
+    collapse_near_duplicates,
+    duplicate_groups,
+)
 from search.errors import InputError, ModelMismatchError, NotFoundError
 from search.faiss_index import VectorIndex
-from search.catalog.fulltext import full_text_search, reciprocal_rank_fusion
 from search.image_decode import DecodeFailure, decode_bytes, decode_stored
 from search.image_source import is_archive_member, read_image_bytes
 from search.models import Encoder, load_encoder
