@@ -10,14 +10,12 @@ catalog, vectors and index).
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.pipeline import IndexReport, index_paths
-from indexer.synthetic_world import generate_world
-from indexer.tiny_clip_training import train_tiny_clip
+from indexer.tiny_clip_training import build_world_and_model
 from search.catalog import open_catalog
 from search.engine import SearchEngine
 from search.schemas import SearchResponse
@@ -35,24 +33,6 @@ class DemoRun:
     world_dir: Path
     report: IndexReport
     examples: list[tuple[str, str, SearchResponse]]  # (query, expected image path, response)
-
-
-def build_world_and_model(world_dir: Path, model_dir: Path, *, seed: int = 0,
-                          progress: Callable[[str], None] | None = None) -> tuple[Path, Path]:
-    """Draw the world (reused when complete) and train the model into `model_dir` unless a
-    trained model is already there. Training writes to a temporary folder renamed at the end,
-    so an interrupted demo never leaves a half model that looks complete."""
-    say = progress or (lambda message: None)
-    say(f"synthetic world: {world_dir}")
-    generate_world(world_dir, seed=seed)
-    if not (model_dir / "open_clip_config.json").is_file():
-        partial = model_dir.with_name(f".{model_dir.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        say(f"training the tiny CLIP into {model_dir} (about two minutes on a CPU, once)")
-        train_tiny_clip(world_dir, partial, seed=seed, progress=say)
-        shutil.rmtree(model_dir, ignore_errors=True)
-        partial.rename(model_dir)
-    return world_dir, model_dir
 
 
 def demo_settings(folder: Path, device: str = "auto") -> Settings:

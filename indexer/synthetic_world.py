@@ -14,8 +14,9 @@ background colour, so every caption describes something visible.
 
 The splits are built so that held-out recall means something:
 
-* test images share no pixels and no attribute combination with train images: every test image
-  has a combination of all seven attributes that no train image has;
+* test images share no image and no attribute combination with train images: every test image
+  has a combination of all seven attributes that no train image has (each single attribute
+  value, and so each caption word, does occur in train);
 * no two test images have the same combination, so a test caption identifies exactly one test
   image (ties in the recall computation cannot happen);
 * every word used in test captions also occurs in train captions (checked by the tests).
@@ -58,7 +59,7 @@ __all__ = [
     "load_world",
 ]
 
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 """Bump whenever a change to this module changes pixels, captions or splits for a given seed."""
 
 MANIFEST_NAME = "world.json"
@@ -86,7 +87,15 @@ SIZES: tuple[str, ...] = ("small", "large")
 COUNTS: tuple[int, ...] = (1, 2, 3)
 POSITIONS: tuple[str, ...] = ("left", "right", "top", "bottom")
 
-ATTRIBUTE_NAMES: tuple[str, ...] = ("shape", "colour", "size", "count", "position", "background", "pattern")
+ATTRIBUTE_NAMES: tuple[str, ...] = (
+    "shape",
+    "colour",
+    "size",
+    "count",
+    "position",
+    "background",
+    "pattern",
+)
 _SHAPE_PLURALS = {"cross": "crosses"}
 _COUNT_WORDS = {2: "two", 3: "three"}
 _POSITION_PHRASES: dict[str, tuple[str, ...]] = {
@@ -95,18 +104,20 @@ _POSITION_PHRASES: dict[str, tuple[str, ...]] = {
     "top": ("at the top", "along the top"),
     "bottom": ("at the bottom", "along the bottom"),
 }
-# Paraphrases; {np} is e.g. "two small green triangles", {pos} "on the left", {bg} "striped gray".
+# Paraphrases; {np} is e.g. "two small green triangles", {pos} "on the left" and {bg_np}
+# "a striped gray background". Every template names every attribute.
 _TEMPLATES: tuple[str, ...] = (
     "{np} {pos} on {bg_np}",
-    "{bg_np_cap} with {np} {pos}",
+    "{bg_np} with {np} {pos}",
     "{np} on {bg_np}, {pos}",
     "a picture of {np} {pos}, on {bg_np}",
     "{pos}, {np} on {bg_np}",
 )
-# Side ranges at 64 px: as large as three "large" shapes in a row allow, since at 64 px the model
-# tells a small star from a small cross only if it has a dozen pixels or more to look at.
+# Side ranges in pixels at 64 px: "large" is as large as three in a row across the image allow;
+# "small" stays above a dozen pixels, below which a star and a cross are hard to tell apart.
 _SIZE_PIXELS = {"small": (13.0, 15.0), "large": (18.5, 20.0)}
 _SUPERSAMPLE = 4  # draw 4x larger then box-downsample: cheap anti-aliasing for small shapes
+_MAX_TURN = 0.1  # radians; shapes are turned a little so no two copies are pixel-identical
 
 
 @dataclass(frozen=True)
@@ -182,9 +193,7 @@ def captions_for(
         bg_np = _background_phrase(attributes, say_plain=bool(rng.random() < 0.5))
         phrases = _POSITION_PHRASES[str(attributes["position"])]
         pos = phrases[int(rng.integers(len(phrases)))]
-        captions.append(
-            _TEMPLATES[int(template_id)].format(np=np_text, pos=pos, bg_np=bg_np, bg_np_cap=bg_np)
-        )
+        captions.append(_TEMPLATES[int(template_id)].format(np=np_text, pos=pos, bg_np=bg_np))
     return captions
 
 
@@ -209,20 +218,33 @@ def _all_combinations() -> list[dict[str, str | int]]:
     return combos
 
 
-def _jitter_colour(rgb: tuple[int, int, int], rng: np.random.Generator, amount: int) -> tuple[int, int, int]:
+def _jitter_colour(
+    rgb: tuple[int, int, int], rng: np.random.Generator, amount: int
+) -> tuple[int, int, int]:
     noisy = np.clip(np.array(rgb) + rng.integers(-amount, amount + 1, size=3), 0, 255)
     return (int(noisy[0]), int(noisy[1]), int(noisy[2]))
 
 
-def _shape_polygon(shape: str, cx: float, cy: float, side: float, angle: float) -> list[tuple[float, float]]:
-    """Vertices of a shape centred on (cx, cy) fitting a box of ``side``, rotated by ``angle``."""
+def _shape_polygon(
+    shape: str, cx: float, cy: float, side: float, angle: float
+) -> list[tuple[float, float]]:
+    """Vertices of a shape centred on (cx, cy), turned by ``angle``, inside a box of ``side``.
+
+    Every shape stays inside its box for turns up to :data:`_MAX_TURN`, so neighbouring copies
+    never touch and "three" always shows three separate shapes.
+    """
     r = side / 2
     if shape == "square":
-        r *= 0.92  # a square fills its box more than the other shapes; keep areas comparable
+        r *= 0.88  # so that, turned by up to _MAX_TURN, it still fits its box
         points = [(-r, -r), (r, -r), (r, r), (-r, r)]
     elif shape == "triangle":
-        points = [(r * math.cos(a), r * math.sin(a)) for a in (-math.pi / 2 + k * 2 * math.pi / 3 for k in range(3))]
-        points = [(x, y + r * 0.2) for x, y in points]  # centre the triangle's box, not its centroid
+        points = [
+            (r * math.cos(a), r * math.sin(a))
+            for a in (-math.pi / 2 + k * 2 * math.pi / 3 for k in range(3))
+        ]
+        points = [
+            (x, y + r * 0.2) for x, y in points
+        ]  # centre the triangle's box, not its centroid
     elif shape == "star":
         points = []
         for k in range(10):
@@ -230,6 +252,7 @@ def _shape_polygon(shape: str, cx: float, cy: float, side: float, angle: float) 
             a = -math.pi / 2 + k * math.pi / 5
             points.append((radius * math.cos(a), radius * math.sin(a)))
     elif shape == "cross":
+        r *= 0.95  # likewise
         t = r / 3
         points = [
             (-t, -r), (t, -r), (t, -t), (r, -t), (r, t), (t, t),
@@ -237,15 +260,18 @@ def _shape_polygon(shape: str, cx: float, cy: float, side: float, angle: float) 
         ]  # fmt: skip
     elif shape == "diamond":
         points = [(0.0, -r), (r * 0.8, 0.0), (0.0, r), (-r * 0.8, 0.0)]
-    elif shape == "hexagon":
-        points = [(r * math.cos(k * math.pi / 3), r * math.sin(k * math.pi / 3)) for k in range(6)]
     else:
         raise ValueError(f"Unknown shape {shape!r}; expected one of {', '.join(SHAPES)}.")
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     return [(cx + x * cos_a - y * sin_a, cy + x * sin_a + y * cos_a) for x, y in points]
 
 
-def _draw_background(draw: ImageDraw.ImageDraw, attributes: dict[str, str | int], rng: np.random.Generator, canvas: int) -> None:
+def _draw_background(
+    draw: ImageDraw.ImageDraw,
+    attributes: dict[str, str | int],
+    rng: np.random.Generator,
+    canvas: int,
+) -> None:
     base = _jitter_colour(BACKGROUNDS[str(attributes["background"])], rng, 10)
     draw.rectangle((0, 0, canvas, canvas), fill=base)
     if attributes["pattern"] != "striped":
@@ -261,19 +287,30 @@ def _draw_background(draw: ImageDraw.ImageDraw, attributes: dict[str, str | int]
         start = -canvas + offset
         while start < canvas:
             draw.polygon(
-                [(start, 0), (start + width, 0), (start + width + canvas, canvas), (start + canvas, canvas)],
+                [
+                    (start, 0),
+                    (start + width, 0),
+                    (start + width + canvas, canvas),
+                    (start + canvas, canvas),
+                ],
                 fill=stripe,
             )
             start += period
         return
     start = offset - period
     while start < canvas:
-        box = (start, 0, start + width, canvas) if orientation == 1 else (0, start, canvas, start + width)
+        box = (
+            (start, 0, start + width, canvas)
+            if orientation == 1
+            else (0, start, canvas, start + width)
+        )
         draw.rectangle(box, fill=stripe)
         start += period
 
 
-def _object_centres(attributes: dict[str, str | int], side: float, rng: np.random.Generator, size: int) -> list[tuple[float, float]]:
+def _object_centres(
+    attributes: dict[str, str | int], side: float, rng: np.random.Generator, size: int
+) -> list[tuple[float, float]]:
     """Centres for ``count`` objects in a row (top/bottom) or column (left/right) in their half.
 
     Groups hug the middle of their half across it and the middle of the image along it, so a
@@ -301,7 +338,9 @@ def _object_centres(attributes: dict[str, str | int], side: float, rng: np.rando
     return centres
 
 
-def _draw_image(attributes: dict[str, str | int], rng: np.random.Generator, size: int) -> Image.Image:
+def _draw_image(
+    attributes: dict[str, str | int], rng: np.random.Generator, size: int
+) -> Image.Image:
     canvas = size * _SUPERSAMPLE
     image = Image.new("RGB", (canvas, canvas))
     draw = ImageDraw.Draw(image)
@@ -316,7 +355,7 @@ def _draw_image(attributes: dict[str, str | int], rng: np.random.Generator, size
             r = side / 2 * s
             draw.ellipse((cx * s - r, cy * s - r, cx * s + r, cy * s + r), fill=colour)
         else:
-            angle = float(rng.uniform(-0.15, 0.15))
+            angle = float(rng.uniform(-_MAX_TURN, _MAX_TURN))
             draw.polygon(_shape_polygon(shape, cx * s, cy * s, side * s, angle), fill=colour)
     return image.resize((size, size), Image.Resampling.BOX)
 
@@ -326,10 +365,16 @@ def _item_to_json(item: WorldItem) -> dict[str, Any]:
 
 
 def _item_from_json(data: dict[str, Any]) -> WorldItem:
-    return WorldItem(file_name=data["file_name"], captions=list(data["captions"]), attributes=dict(data["attributes"]))
+    return WorldItem(
+        file_name=data["file_name"],
+        captions=list(data["captions"]),
+        attributes=dict(data["attributes"]),
+    )
 
 
-def _manifest_header(*, seed: int, n_train: int, n_test: int, image_size: int, captions_per_image: int) -> dict[str, int]:
+def _manifest_header(
+    *, seed: int, n_train: int, n_test: int, image_size: int, captions_per_image: int
+) -> dict[str, int]:
     return {
         "version": WORLD_VERSION,
         "seed": seed,
@@ -358,7 +403,9 @@ def load_world(out_dir: Path) -> WorldSplits:
     )
 
 
-def _split_combinations(rng: np.random.Generator, n_train: int, n_test: int) -> tuple[list[dict[str, str | int]], list[dict[str, str | int]]]:
+def _split_combinations(
+    rng: np.random.Generator, n_train: int, n_test: int
+) -> tuple[list[dict[str, str | int]], list[dict[str, str | int]]]:
     combos = _all_combinations()
     if n_test >= len(combos):
         raise ValueError(
@@ -369,12 +416,20 @@ def _split_combinations(rng: np.random.Generator, n_train: int, n_test: int) -> 
     test = [combos[i] for i in order[:n_test]]
     pool = [combos[i] for i in order[n_test:]]
     # Train takes distinct unseen-by-test combinations, cycling through them if asked for more.
-    train = [pool[int(i)] for i in np.resize(rng.permutation(len(pool)), n_train)] if n_train else []
+    train = (
+        [pool[int(i)] for i in np.resize(rng.permutation(len(pool)), n_train)] if n_train else []
+    )
     return train, test
 
 
 def _write_split(
-    root: Path, split: str, combos: Sequence[dict[str, str | int]], rng: np.random.Generator, *, image_size: int, captions_per_image: int
+    root: Path,
+    split: str,
+    combos: Sequence[dict[str, str | int]],
+    rng: np.random.Generator,
+    *,
+    image_size: int,
+    captions_per_image: int,
 ) -> list[WorldItem]:
     (root / split).mkdir(parents=True, exist_ok=True)
     items = []
@@ -406,9 +461,15 @@ def generate_world(
     """
     out_dir = Path(out_dir)
     if image_size < 32:
-        raise ValueError(f"image_size={image_size} is too small to tell the shapes apart; use 32 or more.")
+        raise ValueError(
+            f"image_size={image_size} is too small to tell the shapes apart; use 32 or more."
+        )
     header = _manifest_header(
-        seed=seed, n_train=n_train, n_test=n_test, image_size=image_size, captions_per_image=captions_per_image
+        seed=seed,
+        n_train=n_train,
+        n_test=n_test,
+        image_size=image_size,
+        captions_per_image=captions_per_image,
     )
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.is_file():
@@ -421,13 +482,29 @@ def generate_world(
 
     rng = np.random.default_rng(seed)
     train_combos, test_combos = _split_combinations(rng, n_train, n_test)
-    # One stream per split: drawing the test images never depends on how many train images came first.
+    # One stream per split: the test images never depend on how many train images came first.
     train_rng, test_rng = (np.random.default_rng([seed, k]) for k in (1, 2))
     out_dir.mkdir(parents=True, exist_ok=True)
-    train = _write_split(out_dir, "train", train_combos, train_rng, image_size=image_size, captions_per_image=captions_per_image)
-    test = _write_split(out_dir, "test", test_combos, test_rng, image_size=image_size, captions_per_image=captions_per_image)
+    train = _write_split(
+        out_dir,
+        "train",
+        train_combos,
+        train_rng,
+        image_size=image_size,
+        captions_per_image=captions_per_image,
+    )
+    test = _write_split(
+        out_dir,
+        "test",
+        test_combos,
+        test_rng,
+        image_size=image_size,
+        captions_per_image=captions_per_image,
+    )
 
-    manifest = dict(header, train=[_item_to_json(i) for i in train], test=[_item_to_json(i) for i in test])
+    manifest = dict(
+        header, train=[_item_to_json(i) for i in train], test=[_item_to_json(i) for i in test]
+    )
     temporary = manifest_path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(manifest), encoding="utf-8")
     temporary.replace(manifest_path)

@@ -12,8 +12,17 @@ The architecture is the JSON file ``search/models/model_configs/pixseek-tiny-wor
 (open_clip's model-config format); the trainer registers it with ``open_clip.add_model_config``
 and copies it into the saved folder, so loading the result needs no registration.
 
+The architecture is open_clip's ModifiedResNet at width 12 with a 2-layer, 64-wide text
+transformer. Measured on the held-out split at equal CPU cost, ViTs (8 px patches, learned or
+sin-cos positions) never learned "left/right/top/bottom" within budget, so they stopped at
+R@1 0.6-0.75, while this ResNet reaches R@1 about 0.93. Its weak spot is fine shape: it tells
+colour, size, count, position and background apart at 96-100%, but mixes circle, square and
+cross, and likewise triangle, star and diamond. The test split's captions also differ in other
+attributes, so recall stays high.
+
 Training is seeded and runs a fixed number of epochs (not "as many as fit in N seconds"), so the
-same seed gives the same model, and its retrieval quality, on every machine.
+same seed gives the same model, and its retrieval quality, on every machine. About two
+minutes on two CPU cores.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
-from indexer.synthetic_world import WORLD_VERSION, generate_world, load_world
+from indexer.synthetic_world import WORLD_VERSION, WorldItem, generate_world, load_world
 from search.models.open_clip_configs import MODEL_CONFIG_DIR, register_pixseek_configs
 
 __all__ = [
@@ -50,15 +59,14 @@ __all__ = [
     "train_tiny_clip",
 ]
 
-TRAINER_VERSION = 1
+TRAINER_VERSION = 3
 """Bump whenever a change here (or in the model config) changes the trained weights."""
 
 MODEL_NAME = "pixseek-tiny-world"
 MODEL_CONFIG_PATH = Path(str(MODEL_CONFIG_DIR.joinpath(f"{MODEL_NAME}.json")))
 
-DEFAULT_EPOCHS = 12
+DEFAULT_EPOCHS = 10
 BATCH_SIZE = 128
-CAPTIONS_PER_STEP = 1
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 0.1
 WARMUP_FRACTION = 0.05
@@ -113,7 +121,9 @@ def _torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _tokenize_all(tokenizer: Any, captions: list[list[str]], context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _tokenize_all(
+    tokenizer: Any, captions: list[list[str]], context_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All captions as one token tensor, plus per-image (start, count) offsets into it."""
     flat = [caption for per_image in captions for caption in per_image]
     tokens = tokenizer(flat)
@@ -133,17 +143,39 @@ def _parameter_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
         exclude = (
-            parameter.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name or "positional_embedding" in name
+            parameter.ndim < 2
+            or "ln" in name
+            or "bias" in name
+            or "logit_scale" in name
+            or "positional_embedding" in name
         )
         (no_decay if exclude else decay).append(parameter)
-    return [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "weight_decay": WEIGHT_DECAY},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
 def _strengthen_position_embedding(model: torch.nn.Module) -> None:
+    """Scale up the attention pool's position embedding at initialisation.
+
+    open_clip initialises it at 1/sqrt(width), far below the image features it is added to, and
+    a ResNet tower then learns "on the left" versus "at the top" only late, and on some seeds not
+    within the training budget at all. Starting it larger makes position reliable from the
+    first epochs (measured: position accuracy 0.5-0.9 before, 1.0 after, across seeds).
+    """
     attention_pool = getattr(getattr(model, "visual", None), "attnpool", None)
     if attention_pool is not None:
         with torch.no_grad():
             attention_pool.positional_embedding.mul_(POSITION_EMBEDDING_GAIN)
+
+
+def _epoch_batches(
+    train: list[WorldItem], batch_size: int, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """One epoch of batches of distinct training images, in a seeded random order."""
+    order = torch.randperm(len(train), generator=generator)
+    return list(order[: len(train) // batch_size * batch_size].split(batch_size))
 
 
 def _learning_rate(step: int, total_steps: int) -> float:
@@ -154,32 +186,26 @@ def _learning_rate(step: int, total_steps: int) -> float:
     return LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _batch_loss(
+def _clip_loss(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The symmetric CLIP loss: each image must pick its caption out of the batch, and back."""
+    image_features, text_features, logit_scale = model(images, tokens)[:3]
+    logits = logit_scale * image_features @ text_features.T
+    labels = torch.arange(len(images), device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def _save_model_dir(
     model: torch.nn.Module,
-    images: torch.Tensor,
-    tokens: torch.Tensor,
-    starts: torch.Tensor,
-    counts: torch.Tensor,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Symmetric CLIP loss, once per caption slot: every image is paired with up to
-    ``CAPTIONS_PER_STEP`` of its captions in turn, so one (costly) image forward pass teaches
-    several paraphrases."""
-    offset = (torch.rand(len(images), generator=generator) * counts).long()
-    slots = [(offset + k) % counts for k in range(CAPTIONS_PER_STEP)]
-    text_tokens = torch.cat([tokens[(starts + slot).to(tokens.device)] for slot in slots])
-    image_features, text_features, logit_scale = model(images, text_tokens)[:3]
-    labels = torch.arange(len(images), device=images.device)
-    loss = image_features.new_zeros(())
-    for k, text_slot in enumerate(text_features.split(len(images))):
-        logits = logit_scale * image_features @ text_slot.T
-        loss = loss + (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-    return loss / CAPTIONS_PER_STEP
-
-
-def _save_model_dir(model: torch.nn.Module, model_cfg: dict[str, Any], preprocess_cfg: dict[str, Any], out_dir: Path, provenance: dict[str, Any]) -> None:
+    model_cfg: dict[str, Any],
+    preprocess_cfg: dict[str, Any],
+    out_dir: Path,
+    provenance: dict[str, Any],
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()}
+    state = {
+        name: tensor.detach().cpu().contiguous().clone()
+        for name, tensor in model.state_dict().items()
+    }
     save_file(state, str(out_dir / CHECKPOINT_NAME))
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg, "pixseek": provenance}
     (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -195,10 +221,12 @@ def train_tiny_clip(
     progress: Callable[[str], None] | None = None,
     device: str = "cpu",
 ) -> TrainingReport:
-    """Train contrastively on ``world_dir/train.jsonl`` and save a ``local-dir:`` model to ``out_dir``.
+    """Train on the world's train split; save a ``local-dir:`` model folder to ``out_dir``.
 
-    Each step takes a batch of distinct images with one of their captions each (so no batch holds
-    two copies of one image as false negatives). Images go through the model's own evaluation
+    The train split (images and captions, as listed in ``world_dir/world.json``) is the one
+    :func:`indexer.synthetic_world.generate_world` wrote. Each step takes a batch of distinct
+    images with one of their captions each, so no batch holds two copies of one image as false
+    negatives. Images go through the model's own evaluation
     transform, the one ``create_model_and_transforms("local-dir:...")`` returns, so training and
     search see identical pixels. ``max_seconds`` is a safety cap, not a schedule: hitting it
     makes the result depend on machine speed and is flagged in the report. ``device`` other than
@@ -218,17 +246,24 @@ def train_tiny_clip(
         model, _, preprocess = open_clip.create_model_and_transforms(name)
         _strengthen_position_embedding(model)
         model.to(device)
+        model.visual.to(memory_format=torch.channels_last)  # ~25% faster small convolutions on CPU
         tokenizer = open_clip.get_tokenizer(name)
         preprocess_cfg = dict(model.visual.preprocess_cfg)  # type: ignore[union-attr]
         context_length = int(model_cfg["text_cfg"]["context_length"])
 
         train = load_world(world_dir).train
         if not train:
-            raise ValueError(f"The world at {world_dir} has no train images; generate it with n_train > 0.")
+            raise ValueError(
+                f"The world at {world_dir} has no train images; generate it with n_train > 0."
+            )
         say(f"preparing {len(train)} training images")
-        images = torch.stack([preprocess(Image.open(world_dir / item.file_name).convert("RGB")) for item in train])
+        images = torch.stack(
+            [preprocess(Image.open(world_dir / item.file_name).convert("RGB")) for item in train]
+        )
         images = images.to(device)
-        tokens, caption_offsets = _tokenize_all(tokenizer, [item.captions for item in train], context_length)
+        tokens, caption_offsets = _tokenize_all(
+            tokenizer, [item.captions for item in train], context_length
+        )
         tokens = tokens.to(device)
 
         batch_size = min(BATCH_SIZE, len(train))
@@ -241,15 +276,21 @@ def train_tiny_clip(
         model.train()
         step, loss_value, stopped_early = 0, float("nan"), False
         for epoch in range(epochs):
-            order = torch.randperm(len(train), generator=generator)
-            for index in order[: steps_per_epoch * batch_size].split(batch_size):
+            for index in _epoch_batches(train, batch_size, generator):
                 if max_seconds is not None and time.monotonic() - started > max_seconds:
                     stopped_early = True
                     break
                 for group in optimizer.param_groups:
                     group["lr"] = _learning_rate(step, total_steps)
+                # One of each image's paraphrases, drawn afresh every time the image comes round.
                 starts, counts = caption_offsets[index, 0], caption_offsets[index, 1]
-                loss = _batch_loss(model, images[index.to(device)], tokens, starts, counts, generator)
+                caption_rows = (
+                    starts + (torch.rand(len(index), generator=generator) * counts).long()
+                )
+                batch_images = images[index.to(device)].contiguous(
+                    memory_format=torch.channels_last
+                )
+                loss = _clip_loss(model, batch_images, tokens[caption_rows.to(device)])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -260,7 +301,10 @@ def train_tiny_clip(
             if stopped_early:
                 say(f"stopped after {step} steps: max_seconds={max_seconds} reached")
                 break
-            say(f"epoch {epoch + 1}/{epochs}: loss {loss_value:.3f} after {time.monotonic() - started:.0f} s")
+            say(
+                f"epoch {epoch + 1}/{epochs}: loss {loss_value:.3f}"
+                f" after {time.monotonic() - started:.0f} s"
+            )
 
         model.eval()
         seconds = time.monotonic() - started
@@ -276,7 +320,12 @@ def train_tiny_clip(
         }
         _save_model_dir(model, model_cfg, preprocess_cfg, out_dir, provenance)
     return TrainingReport(
-        model_dir=out_dir, seconds=seconds, steps=step, epochs=epochs, final_loss=loss_value, stopped_early=stopped_early
+        model_dir=out_dir,
+        seconds=seconds,
+        steps=step,
+        epochs=epochs,
+        final_loss=loss_value,
+        stopped_early=stopped_early,
     )
 
 
@@ -307,7 +356,7 @@ def build_world_and_model(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Path, Path]:
-    """Draw the world into ``world_dir`` and train the model into ``model_dir``, each only if absent.
+    """Draw the world into ``world_dir``, train into ``model_dir``: each only if it is absent.
 
     Each folder appears only when complete (built beside it, then renamed), so a present folder
     is reused without checks; delete it to rebuild. Returns ``(world_dir, model_dir)``; load the
@@ -320,7 +369,10 @@ def build_world_and_model(
         _build_atomically(world_dir, lambda folder: generate_world(folder, seed=seed))
     if not model_dir.is_dir():
         say(f"training the tiny CLIP into {model_dir}")
-        _build_atomically(model_dir, lambda folder: train_tiny_clip(world_dir, folder, seed=seed, progress=progress))
+        _build_atomically(
+            model_dir,
+            lambda folder: train_tiny_clip(world_dir, folder, seed=seed, progress=progress),
+        )
     return world_dir, model_dir
 
 

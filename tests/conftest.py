@@ -22,6 +22,8 @@ from typer.testing import CliRunner
 from search.settings import Settings
 from tests.photos import PhotoSet, make_photo_set
 
+pytest_plugins = ["tests.world_fixtures"]
+
 PG_TEST_URL = os.environ.get("PIXSEEK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -415,14 +415,14 @@ def demo(
     result = run_demo(folder, device=settings.device, progress=lambda m: stderr.print(f"[dim]{m}[/]"))
     report = result.report
     stdout.print(f"Indexed {report.indexed} new images ({report.unchanged} unchanged) of the held-out split "
-                 f"with model {result.model_spec}", highlight=False)
+                 f"with model {result.model_spec}", highlight=False, soft_wrap=True)
     for query, expected, response in result.examples:
         stdout.print(f"\n[bold]{query}[/]", highlight=False)
         for rank, hit in enumerate(response.results, 1):
             mark = "[green]<- the captioned image[/]" if hit.path == expected else ""
-            stdout.print(f"  {rank}. {hit.score:.3f}  {hit.path} {mark}", highlight=False)
+            stdout.print(f"  {rank}. {hit.score:.3f}  {hit.path} {mark}", highlight=False, soft_wrap=True)
     stdout.print(f"\nEvaluate it: pixseek eval {result.world_dir / 'test.jsonl'} --model {result.model_spec}",
-                 highlight=False)
+                 highlight=False, soft_wrap=True)
     if serve_after:
         import uvicorn
 
