@@ -261,9 +261,9 @@ def test_index_follows_updates_and_deletes(catalog: Catalog) -> None:
 def test_search_text_for_splits_file_names_and_joins_caption_and_tags() -> None:
     tags = [{"label": "sea", "score": 0.9}, {"score": 1.0}]
     value = search_text_for("/a/b/IMG_2041-sunsetBeach.final.JPG", "Waves at dusk", tags)
-    assert value.split("\n") == ["IMG 2041 sunset Beach final", "Waves at dusk", "sea"]
+    assert value.split("\n") == ["IMG 2041 sunset Beach sunsetBeach final", "Waves at dusk", "sea"]
     assert search_text_for("/a/.hidden", None, None) == "hidden"
-    assert search_text_for("/a/HTMLPage2x.png", "", []) == "HTML Page 2 x"
+    assert search_text_for("/a/HTMLPage2x.png", "", []) == "HTML Page 2 x HTMLPage2x"
     assert search_text_for("fsbytes:/a/%FFcat.jpg", None, None) == "\ufffdcat"
     assert search_text_for("/a/Zürich.jpg", "café", None) == "Zürich\ncafé\nZurich cafe"
 

@@ -94,6 +94,8 @@ def test_hybrid_finds_a_rare_caption_word(gen_cli: Cli, photos: PhotoSet) -> Non
     assert all(h["text_score"] is None for h in vector)
     named = gen_cli.json("search", f"photo {target.stem.split('_')[1]}", "--mode", "text", "--k", "3")["results"]
     assert str(target) in [h["path"] for h in named], "file names are searchable"
+    whole = gen_cli.json("search", target.stem, "--mode", "text", "--k", "1")["results"]
+    assert whole[0]["path"] == str(target), "a file name finds its file as typed"
 
 
 class OracleReranker:

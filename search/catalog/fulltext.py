@@ -87,7 +87,10 @@ def _file_name_words(path: str) -> list[str]:
     stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
     words: list[str] = []
     for part in _NAME_SEPARATORS.split(stem):
-        words.extend(w for w in _CAMEL_BOUNDARY.split(part) if w)
+        pieces = [w for w in _CAMEL_BOUNDARY.split(part) if w]
+        words.extend(pieces)
+        if len(pieces) > 1:
+            words.append(part)  # "img11" is found by "img11" as well as by "img" and "11"
     return words
 
 
@@ -95,7 +98,8 @@ def search_text_for(path: str, caption: str | None, tags: list[dict[str, Any]] |
     """The `images.search_text` of a row: file name words, then caption, then tag labels.
 
     `path` is the catalog form (plain or `fsbytes:`); only the file name counts, its stem split
-    on `_ - .`, spaces and camelCase ("IMG_2041_sunsetBeach.jpg" -> "IMG 2041 sunset Beach").
+    on `_ - .`, spaces and camelCase, keeping each split word whole too
+    ("IMG_2041_sunsetBeach.jpg" -> "IMG 2041 sunset Beach sunsetBeach").
     `tags` are the catalog's `[{"label": ..., "score": ...}]`; entries without a label are
     skipped. Words with accented Latin letters are repeated at the end without the accents, so
     that PostgreSQL (whose `english` configuration keeps accents) matches "cafe" to "café" as
