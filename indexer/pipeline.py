@@ -357,6 +357,8 @@ def _embed(
             progress(done, len(pending), report.failed)
         if time.monotonic() - last_save > save_every:
             store.save_index(index)
+            # still writing: a crash after this point must rebuild, not trust this file
+            catalog.mark_index_dirty(store.collection.id)
             last_save = time.monotonic()
         if should_stop is not None and should_stop():
             report.cancelled = True
