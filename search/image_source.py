@@ -21,10 +21,9 @@ import tarfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from search.image_decode import DecodeFailure
-from search.paths import decode_path, encode_path
+from search.paths import decode_path, decode_text, encode_path
 
 __all__ = [
     "ARCHIVE_SEPARATOR",
@@ -38,29 +37,13 @@ __all__ = [
 ARCHIVE_SEPARATOR = "#"
 # The shard part ends in `.tar`; the first `.tar#` splits, since a member name may hold `#`.
 _ARCHIVE_SPLIT = re.compile(r"\.tar#", re.IGNORECASE)
-_MEMBER_BYTES_PREFIX = "fsbytes:"
 _OPEN_SHARDS_KEPT = 8
 
 
-def _encode_member(member: str) -> str:
-    """Catalog form of a member name: itself when it is UTF-8, else escaped bytes. Unlike
-    `encode_path`, never normalised as a path (`./a.jpg` stays `./a.jpg`)."""
-    raw = os.fsencode(member)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return _MEMBER_BYTES_PREFIX + quote_from_bytes(raw, safe="/")
-
-
-def _decode_member(stored_member: str) -> str:
-    if stored_member.startswith(_MEMBER_BYTES_PREFIX):
-        return os.fsdecode(unquote_to_bytes(stored_member[len(_MEMBER_BYTES_PREFIX) :]))
-    return stored_member
-
-
 def archive_member_path(shard: Path | str, member: str) -> str:
-    """Stored path of `member` (its name as `tarfile` reads it) inside the tar file `shard`."""
-    return encode_path(os.path.abspath(shard)) + ARCHIVE_SEPARATOR + _encode_member(member)
+    """Stored path of `member` (its name as `tarfile` reads it) inside the tar file `shard`;
+    the member name is encoded as given, never normalised as a path."""
+    return encode_path(os.path.abspath(shard)) + ARCHIVE_SEPARATOR + encode_path(member)
 
 
 def split_archive_path(stored: str) -> tuple[Path, str] | None:
@@ -71,7 +54,7 @@ def split_archive_path(stored: str) -> tuple[Path, str] | None:
     shard_part, member_part = stored[: match.end() - 1], stored[match.end() :]
     if not member_part:
         return None
-    return decode_path(shard_part), _decode_member(member_part)
+    return decode_path(shard_part), decode_text(member_part)
 
 
 def is_archive_member(stored: str) -> bool:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-__all__ = ["decode_path", "display_path", "encode_path", "path_key"]
+__all__ = ["decode_path", "decode_text", "display_path", "encode_path", "path_key"]
 
 _BYTES_PREFIX = "fsbytes:"
 
@@ -27,11 +27,17 @@ def encode_path(path: Path | str) -> str:
         return _BYTES_PREFIX + quote_from_bytes(raw, safe="/")
 
 
+def decode_text(stored: str) -> str:
+    """Inverse of `encode_path`, as the exact string (no path normalisation: a tar member
+    named `./a.jpg` stays `./a.jpg`)."""
+    if stored.startswith(_BYTES_PREFIX):
+        return os.fsdecode(unquote_to_bytes(stored[len(_BYTES_PREFIX) :]))
+    return stored
+
+
 def decode_path(stored: str) -> Path:
     """Inverse of `encode_path`."""
-    if stored.startswith(_BYTES_PREFIX):
-        return Path(os.fsdecode(unquote_to_bytes(stored[len(_BYTES_PREFIX) :])))
-    return Path(stored)
+    return Path(decode_text(stored))
 
 
 def display_path(stored: str) -> str:

@@ -35,11 +35,12 @@ class VectorStore:
 
     def __init__(self, folder: Path, dim: int) -> None:
         self.folder = folder
-        self.dim = dim
-        folder.mkdir(parents=True, exist_ok=True)
+        self.dim = dim  # the folder is made by the first append: readers build stores per query
 
     def _segments(self) -> list[tuple[int, Path]]:
         found = []
+        if not self.folder.is_dir():
+            return found
         for entry in self.folder.iterdir():
             match = _SEGMENT.match(entry.name)
             if match:
@@ -105,6 +106,8 @@ class VectorStore:
 
     def remove_temp_files(self) -> None:
         """Delete leftovers of appends that a crash interrupted (never visible as segments)."""
+        if not self.folder.is_dir():
+            return
         for entry in self.folder.iterdir():
             if entry.name.startswith(".seg-") and entry.name.endswith(".tmp"):
                 entry.unlink(missing_ok=True)
