@@ -1,5 +1,6 @@
 """The CUDA path against its CPU twin: index the same photos on both devices and compare the
-stored vectors (fp16 on CUDA vs fp32 on CPU) and the top hits of image queries.
+stored vectors (fp16 on CUDA vs fp32 on CPU) and the top hits of image queries, with JPEGs
+decoded by the CPU workers and by nvJPEG on the GPU (`--jpeg-decode workers|device`).
 
     python -m benchmarks.cuda_parity --models tiny-test,ViT-B-32/random
 """
@@ -21,8 +22,9 @@ from search.engine import SearchEngine
 from search.settings import Settings
 
 
-def _index(corpus: Path, spec: str, device: str, data_dir: Path) -> tuple[dict[str, np.ndarray], list[list[str]]]:
-    settings = Settings(data_dir=data_dir, model=spec, device=device, batch_size=16)
+def _index(corpus: Path, spec: str, device: str, data_dir: Path,
+           jpeg_decode: str = "workers") -> tuple[dict[str, np.ndarray], list[list[str]]]:
+    settings = Settings(data_dir=data_dir, model=spec, device=device, batch_size=16, jpeg_decode=jpeg_decode)
     catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
     report = index_paths(settings, catalog, [corpus], collection="parity")
     info = catalog.require_collection("parity")
@@ -49,14 +51,18 @@ def main() -> None:
     corpus = work / "photos"
     build_photo_corpus(corpus, args.count, min_mp=1.0, max_mp=4.0)
     print(f"{torch.cuda.get_device_name(0)}; {args.count} photos")
-    print("model | min cosine cpu/cuda | mean cosine | top-3 image hits equal")
-    print("--- | --- | --- | ---")
+    print("model | JPEGs decoded on | min cosine cpu/cuda | mean cosine | top-3 image hits equal")
+    print("--- | --- | --- | --- | ---")
     for spec in args.models.split(","):
-        cpu, cpu_tops = _index(corpus, spec, "cpu", work / f"cpu-{spec.replace('/', '_')}")
-        gpu, gpu_tops = _index(corpus, spec, "cuda", work / f"cuda-{spec.replace('/', '_')}")
-        cosines = np.array([float(cpu[p] @ gpu[p]) / (np.linalg.norm(cpu[p]) * np.linalg.norm(gpu[p])) for p in cpu])
-        same = sum(a == b for a, b in zip(cpu_tops, gpu_tops))
-        print(f"{spec} | {cosines.min():.5f} | {cosines.mean():.5f} | {same}/{len(cpu_tops)}")
+        name = spec.replace("/", "_")
+        cpu, cpu_tops = _index(corpus, spec, "cpu", work / f"cpu-{name}")
+        for jpeg_decode in ("workers", "device"):
+            gpu, gpu_tops = _index(corpus, spec, "cuda", work / f"cuda-{jpeg_decode}-{name}", jpeg_decode)
+            cosines = np.array([float(cpu[p] @ gpu[p]) / (np.linalg.norm(cpu[p]) * np.linalg.norm(gpu[p]))
+                                for p in cpu])
+            same = sum(a == b for a, b in zip(cpu_tops, gpu_tops))
+            where = "CPU workers" if jpeg_decode == "workers" else "GPU (nvJPEG)"
+            print(f"{spec} | {where} | {cosines.min():.5f} | {cosines.mean():.5f} | {same}/{len(cpu_tops)}")
 
 
 if __name__ == "__main__":

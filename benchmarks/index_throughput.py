@@ -3,11 +3,14 @@ images/s for each encoder, on a corpus of realistic multi-megapixel JPEGs.
 
     python -m benchmarks.index_throughput                      # 300 photos, ViT-B-32 + tiny-test
     python -m benchmarks.index_throughput --count 40 --models tiny-test
-    python -m benchmarks.index_throughput --models ViT-B-32-256/random --device cuda
+    python -m benchmarks.index_throughput --models ViT-B-32-256/random --device cuda \
+        --jpeg-decode workers,device                           # Pillow workers vs nvJPEG
 
 Random weights (`MODEL/random`) cost exactly what real weights cost, so the figures hold for
 the real models. End to end = scan + decode workers + encoder + vector store + catalog + FAISS,
-with the encoder already loaded (its one-off load time is reported separately).
+with the encoder already loaded (its one-off load time is reported separately). "device
+decode" is `torchvision.io.decode_jpeg` on the encoder's device plus orientation, resize and
+crop there (`indexer.device_jpeg`): on a CPU that is one core decoding at full size.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from pathlib import Path
 import torch
 
 from benchmarks.photo_corpus import build_photo_corpus
+from indexer.decode_worker import DecodedBatch
+from indexer.device_jpeg import DeviceJpegDecoder
 from indexer.pipeline import index_paths
 from search.catalog import open_catalog
-from search.image_decode import decode_file
+from search.image_decode import decode_file, plain_jpeg_header
 from search.models import load_encoder
 from search.settings import Settings
 
@@ -33,29 +38,54 @@ def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-def decode_rate(paths: list[Path], preprocess, draft_size: int | None) -> float:  # type: ignore[no-untyped-def]
-    """Images/s of decode + preprocess on one core."""
+def decode_rate(paths: list[Path], transform, draft_size: int | None) -> float:  # type: ignore[no-untyped-def]
+    """Images/s of Pillow decode + resize/crop on one core."""
     started = time.perf_counter()
     for path in paths:
-        preprocess(decode_file(path, draft_size=draft_size).image)
+        transform(decode_file(path, draft_size=draft_size).image)
     return _rate(len(paths), time.perf_counter() - started)
 
 
+def device_decode_rate(paths: list[Path], encoder, batch_size: int) -> float:  # type: ignore[no-untyped-def]
+    """Images/s of torchvision decode_jpeg + orientation + resize/crop on the encoder's device,
+    in batches as indexing does (file reading and header parsing not counted: workers do them)."""
+    items = []
+    for image_id, path in enumerate(paths):
+        data = path.read_bytes()
+        header = plain_jpeg_header(data, max_pixels=10**9)
+        if header is not None:
+            items.append({"id": image_id, "width": header.width, "height": header.height,
+                          "orientation": header.orientation, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8)})
+    decoder = DeviceJpegDecoder(encoder.pixel_transform, encoder.device, encoder.image_size)
+    decoder(DecodedBatch(pixels=None, ok=[], failed=[], jpegs=[dict(items[0])]))  # warm-up (nvJPEG init)
+    batches = [[dict(item) for item in items[i : i + batch_size]] for i in range(0, len(items), batch_size)]
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for batch in batches:
+        decoder(DecodedBatch(pixels=None, ok=[], failed=[], jpegs=batch))
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return _rate(len(items), time.perf_counter() - started)
+
+
 def model_rate(encoder, batch_size: int, batches: int) -> float:  # type: ignore[no-untyped-def]
-    pixels = torch.randn(batch_size, 3, encoder.image_size, encoder.image_size)
-    encoder.encode_preprocessed(pixels)  # warm-up
+    """Images/s of the encoder alone on uint8 pixels in host memory (the copy to the device counted)."""
+    pixels = torch.randint(0, 256, (batch_size, 3, encoder.image_size, encoder.image_size), dtype=torch.uint8)
+    encoder.encode_pixels(pixels)  # warm-up
     started = time.perf_counter()
     for _ in range(batches):
-        encoder.encode_preprocessed(pixels)
+        encoder.encode_pixels(pixels)
     return _rate(batch_size * batches, time.perf_counter() - started)
 
 
-def end_to_end_rate(paths_root: Path, spec: str, device: str, batch_size: int, workers: int | None) -> tuple[float, int]:
+def end_to_end_rate(paths_root: Path, spec: str, device: str, batch_size: int, workers: int | None,
+                    jpeg_decode: str) -> tuple[float, int]:
     data_dir = Path(tempfile.mkdtemp(prefix="pixseek-bench-"))
     try:
         # tags=False: label embeddings are a one-off per model (cached on disk), not indexing cost
         settings = Settings(data_dir=data_dir, model=spec, device=device, batch_size=batch_size, workers=workers,
-                            tags=False)
+                            tags=False, jpeg_decode=jpeg_decode)
         catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
         report = index_paths(settings, catalog, [paths_root], collection="bench")
         catalog.close()
@@ -73,6 +103,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="decode workers (default: one per core)")
     parser.add_argument("--decode-sample", type=int, default=40, help="photos timed for decode-only rates")
+    parser.add_argument("--jpeg-decode", default="auto",
+                        help="comma-separated PIXSEEK_JPEG_DECODE values, one end-to-end run each")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -85,21 +117,23 @@ def main() -> None:
         t0 = time.perf_counter()
         encoder = load_encoder(spec, args.device)
         load_s = time.perf_counter() - t0
-        full = decode_rate(sample, encoder.preprocess, None)
-        drafted = decode_rate(sample, encoder.preprocess, encoder.image_size)
+        full = decode_rate(sample, encoder.pixel_transform, None)
+        drafted = decode_rate(sample, encoder.pixel_transform, encoder.image_size)
+        on_device = device_decode_rate(sample, encoder, args.batch_size)
         model = model_rate(encoder, args.batch_size, batches=max(2, 64 // args.batch_size))
-        e2e, indexed = end_to_end_rate(args.corpus, spec, args.device, args.batch_size, args.workers)
-        rows.append((spec, encoder.image_size, load_s, full, drafted, min(drafted * cores, float("inf")), model, e2e,
-                     indexed))
+        for choice in [c.strip() for c in args.jpeg_decode.split(",") if c.strip()]:
+            e2e, indexed = end_to_end_rate(args.corpus, spec, args.device, args.batch_size, args.workers, choice)
+            rows.append((spec, encoder.image_size, load_s, full, drafted, drafted * cores, on_device, model,
+                         choice, e2e, indexed))
     header = ("model", "input", "load s", "decode full/core", "decode draft/core", f"decode draft x{cores}",
-              "model only", "end to end", "e2e/model")
+              "device decode", "model only", "jpeg decode", "end to end", "e2e/model")
     print("\nimages per second (" + ("CUDA" if torch.cuda.is_available() and args.device != "cpu" else "CPU") +
           f", {cores} cores, batch {args.batch_size})")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
-    for spec, size, load_s, full, drafted, drafted_all, model, e2e, indexed in rows:
-        print(f"{spec} | {size} | {load_s:.1f} | {full:.1f} | {drafted:.1f} | {drafted_all:.1f} | {model:.1f} | "
-              f"{e2e:.1f} ({indexed} imgs) | {e2e / model:.0%}")
+    for spec, size, load_s, full, drafted, drafted_all, on_device, model, choice, e2e, indexed in rows:
+        print(f"{spec} | {size} | {load_s:.1f} | {full:.1f} | {drafted:.1f} | {drafted_all:.1f} | {on_device:.1f} | "
+              f"{model:.1f} | {choice} | {e2e:.1f} ({indexed} imgs) | {e2e / model:.0%}")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,53 @@
-"""The decode stage as a torch `Dataset`, so `DataLoader` worker processes decode and
-preprocess while the main process runs the encoder (bounded prefetch queues, optional pinned
-memory). Failures travel as data: one bad file never stops a batch."""
+"""The decode stage as a torch `Dataset`, so `DataLoader` worker processes decode, resize and
+crop while the main process runs the encoder (bounded prefetch queues, optional pinned memory).
+Pixels travel as uint8; the encoder normalises them on its own device. Failures travel as data:
+one bad file never stops a batch.
+
+With `device_jpeg`, a worker does not decode plain JPEGs (`plain_jpeg_header`): it reads and
+hashes the bytes and passes them on, and the main process decodes them on the encoder's device
+(`indexer.device_jpeg`). Everything else is decoded here by Pillow as usual."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
-
 import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from search.image_decode import DecodeFailure, decode_stored
+from search.content_hash import hash_bytes
+from search.image_decode import DecodeFailure, decode_bytes, plain_jpeg_header
+from search.image_source import read_image_bytes
+from search.models.pixel_transform import PixelTransform
 
 __all__ = ["DecodedBatch", "decode_batches"]
 
 
 @dataclass
 class DecodedBatch:
-    pixels: torch.Tensor | None  # (n_ok, 3, H, W)
+    pixels: torch.Tensor | None  # (n_ok, 3, S, S) uint8
     ok: list[dict[str, Any]]  # id, width, height, content_hash, in the order of `pixels`
     failed: list[tuple[int, str]]  # (id, reason)
+    # Plain JPEGs still to decode on the encoder's device: id, width, height, content_hash,
+    # orientation, and `data`, the file's bytes as a uint8 tensor.
+    jpegs: list[dict[str, Any]] = field(default_factory=list)
+    # Between processes the JPEGs travel as one tensor (one shared-memory handle per batch, not
+    # one per file); `with_jpeg_views` gives each its `data` back. Items hold `span` meanwhile.
+    jpeg_bytes: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.ok) + len(self.failed) + len(self.jpegs)
+
+    def with_jpeg_views(self) -> DecodedBatch:
+        if self.jpeg_bytes is not None:
+            for item in self.jpegs:
+                start, end = item.pop("span")
+                item["data"] = self.jpeg_bytes[start:end]
+            self.jpeg_bytes = None
+        return self
 
     def pin_memory(self) -> DecodedBatch:
         """Called by DataLoader(pin_memory=True) so CUDA copies can be non-blocking."""
@@ -32,10 +57,12 @@ class DecodedBatch:
 
 
 class _DecodeDataset(Dataset):
-    def __init__(self, items: Sequence[tuple[int, str]], preprocess: Callable[[Any], torch.Tensor], draft_size: int) -> None:
+    def __init__(self, items: Sequence[tuple[int, str]], transform: PixelTransform, draft_size: int,
+                 device_jpeg_pixels: int) -> None:
         self.items = list(items)
-        self.preprocess = preprocess
+        self.transform = transform
         self.draft_size = draft_size
+        self.device_jpeg_pixels = device_jpeg_pixels  # 0: decode everything here
 
     def __len__(self) -> int:
         return len(self.items)
@@ -43,8 +70,15 @@ class _DecodeDataset(Dataset):
     def __getitem__(self, position: int) -> dict[str, Any]:
         image_id, stored_path = self.items[position]
         try:
-            decoded = decode_stored(stored_path, draft_size=self.draft_size)
-            pixels = self.preprocess(decoded.image)
+            data = read_image_bytes(stored_path)
+            if self.device_jpeg_pixels:
+                header = plain_jpeg_header(data, max_pixels=self.device_jpeg_pixels)
+                if header is not None:
+                    return {"id": image_id, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                            "width": header.width, "height": header.height,
+                            "orientation": header.orientation, "content_hash": hash_bytes(data)}
+            decoded = decode_bytes(data, draft_size=self.draft_size)
+            pixels = self.transform(decoded.image)
         except DecodeFailure as exc:
             return {"id": image_id, "error": exc.reason}
         except Exception as exc:  # noqa: BLE001 - a decoder bug must fail one file, not the run
@@ -59,9 +93,20 @@ class _DecodeDataset(Dataset):
 
 
 def _collate(samples: list[dict[str, Any]]) -> DecodedBatch:
-    ok = [s for s in samples if "error" not in s]
+    ok = [s for s in samples if "pixels" in s]
     pixels = torch.stack([s.pop("pixels") for s in ok]) if ok else None
-    return DecodedBatch(pixels=pixels, ok=ok, failed=[(s["id"], s["error"]) for s in samples if "error" in s])
+    jpegs = [s for s in samples if "data" in s]
+    end = 0
+    for item in jpegs:
+        start, end = end, end + item["data"].numel()
+        item["span"] = (start, end)
+    return DecodedBatch(
+        pixels=pixels,
+        ok=ok,
+        failed=[(s["id"], s["error"]) for s in samples if "error" in s],
+        jpegs=jpegs,
+        jpeg_bytes=torch.cat([item.pop("data") for item in jpegs]) if jpegs else None,
+    )
 
 
 def _worker_init(_worker_id: int) -> None:
@@ -70,17 +115,19 @@ def _worker_init(_worker_id: int) -> None:
 
 def decode_batches(
     items: Sequence[tuple[int, str]],
-    preprocess: Callable[[Any], torch.Tensor],
+    transform: PixelTransform,
     *,
     batch_size: int,
     workers: int,
     draft_size: int,
+    device_jpeg_pixels: int = 0,
     pin_memory: bool = False,
-) -> DataLoader:
+) -> Iterator[DecodedBatch]:
     """Iterate `DecodedBatch`es for `items` ((id, stored path) pairs), decoded in `workers`
-    processes (0 = in this process)."""
-    return DataLoader(
-        _DecodeDataset(items, preprocess, draft_size),
+    processes (0 = in this process). With `device_jpeg_pixels` > 0, plain JPEGs of at most that
+    many pixels come back undecoded in `DecodedBatch.jpegs`."""
+    loader = DataLoader(
+        _DecodeDataset(items, transform, draft_size, device_jpeg_pixels),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
@@ -94,3 +141,4 @@ def decode_batches(
         multiprocessing_context=None if threading.current_thread() is threading.main_thread() or not workers
         else "spawn",
     )
+    return (batch.with_jpeg_views() for batch in loader)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from indexer.decode_worker import DecodedBatch, decode_batches
+from indexer.device_jpeg import DeviceJpegDecoder, device_jpeg_max_pixels, use_device_jpeg
 from indexer.sources import (
     FoundFile,
     PruneScope,
@@ -65,6 +66,7 @@ class IndexReport:
     reused: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    jpeg_decode: str = "workers"  # where JPEGs were decoded: workers or device
     failure_reasons: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), first 100
 
@@ -84,6 +86,7 @@ class IndexReport:
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 2),
             "cancelled": self.cancelled,
+            "jpeg_decode": self.jpeg_decode,
             "failure_reasons": dict(self.failure_reasons.most_common()),
         }
 
@@ -281,7 +284,7 @@ def _rebatch(chunks: Iterable[DecodedBatch], size: int) -> Iterator[DecodedBatch
     count = 0
     for chunk in chunks:
         waiting.append(chunk)
-        count += len(chunk.ok) + len(chunk.failed)
+        count += chunk.size
         if count >= size:
             yield _join(waiting)
             waiting, count = [], 0
@@ -297,6 +300,7 @@ def _join(chunks: list[DecodedBatch]) -> DecodedBatch:
         pixels=torch.cat(tensors) if tensors else None,
         ok=[item for c in chunks for item in c.ok],
         failed=[item for c in chunks for item in c.failed],
+        jpegs=[item for c in chunks for item in c.jpegs],
     )
 
 
@@ -324,9 +328,14 @@ def _embed(
     # DataLoader workers each build whole batches: small ones keep every worker busy, and the
     # main process joins them into encoder-sized batches.
     chunk = settings.batch_size if workers == 0 else max(1, min(8, settings.batch_size // workers or 1))
+    on_device = use_device_jpeg(settings.jpeg_decode, encoder)
+    report.jpeg_decode = "device" if on_device else "workers"
+    device_decoder = DeviceJpegDecoder(encoder.pixel_transform, encoder.device, encoder.image_size) \
+        if on_device else None
     batches = _rebatch(
-        decode_batches(pending, encoder.preprocess, batch_size=chunk, workers=workers,
-                       draft_size=encoder.image_size, pin_memory=False),
+        decode_batches(pending, encoder.pixel_transform, batch_size=chunk, workers=workers,
+                       draft_size=encoder.image_size,
+                       device_jpeg_pixels=device_jpeg_max_pixels() if on_device else 0),
         settings.batch_size,
     )
     tagger = _tagger(settings, encoder)
@@ -336,10 +345,14 @@ def _embed(
     if progress:
         progress(0, len(pending), 0)
     for batch in batches:
+        if cuda and batch.pixels is not None:
+            # Page-locked host memory lets the copy to the GPU run without a staging copy.
+            batch.pixels = batch.pixels.pin_memory()
+        if device_decoder is not None:
+            batch = device_decoder(batch)
         ids = np.asarray([item["id"] for item in batch.ok], dtype=np.int64)
         if batch.pixels is not None:
-            # Page-locked host memory lets the copy to the GPU run without a staging copy.
-            vectors = encoder.encode_preprocessed(batch.pixels.pin_memory() if cuda else batch.pixels)
+            vectors = encoder.encode_pixels(batch.pixels)
             store.vectors.append(ids, vectors)  # durable before the catalog says `embedded`
             if tagger is not None:
                 for item, tags in zip(batch.ok, tagger.tag(vectors, threshold=settings.tag_threshold)):

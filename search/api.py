@@ -10,10 +10,17 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD
 from search.engine import MAX_K, MAX_RERANK_K, SearchEngine
 from search.errors import InputError
-from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD
-from search.schemas import AnswerResponse, AskRequest, DuplicatesResponse, ImageDetail, SearchResponse, StatsResponse
+from search.schemas import (
+    AnswerResponse,
+    AskRequest,
+    DuplicatesResponse,
+    ImageDetail,
+    SearchResponse,
+    StatsResponse,
+)
 
 __all__ = ["get_engine", "read_upload", "router"]
 

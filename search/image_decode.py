@@ -24,7 +24,16 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from search.content_hash import hash_bytes
 
-__all__ = ["DecodeFailure", "DecodedImage", "decode_bytes", "decode_file", "decode_stored", "to_rgb"]
+__all__ = [
+    "DecodeFailure",
+    "DecodedImage",
+    "PlainJpeg",
+    "decode_bytes",
+    "decode_file",
+    "decode_stored",
+    "plain_jpeg_header",
+    "to_rgb",
+]
 
 # A picture much longer than wide would blow up to billions of pixels when its short side is
 # resized to the model input; keep at most this ratio (centre crop of the long side).
@@ -66,6 +75,44 @@ class DecodedImage:
     width: int  # full-size width after orientation
     height: int
     content_hash: str
+
+
+@dataclass(frozen=True)
+class PlainJpeg:
+    """What a JPEG decoder that knows nothing of EXIF needs to be told (`plain_jpeg_header`)."""
+
+    width: int  # full-size width after orientation
+    height: int
+    orientation: int  # EXIF orientation, 1..8 (1 = as stored)
+
+
+def plain_jpeg_header(data: bytes, *, max_pixels: int) -> PlainJpeg | None:
+    """The header of a complete, single-picture RGB or greyscale JPEG of sane size and shape,
+    read without decoding a pixel; None for anything else.
+
+    Such a file can go to a bare JPEG decoder (nvJPEG on the GPU, through torchvision): the
+    cases it would get wrong or that need Pillow's checks and reasons -- truncated data (no end
+    marker), CMYK, multi-picture files, huge or extremely long pictures, anything not JPEG --
+    stay on the Pillow path, which decodes them or says exactly why not."""
+    if not data.startswith(b"\xff\xd8\xff") or not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as opened:
+                if opened.format != "JPEG" or opened.mode not in ("RGB", "L"):
+                    return None
+                width, height = opened.size
+                orientation = opened.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - anything odd in the header: let Pillow's path explain it
+        return None
+    if min(width, height) == 0 or width * height > max_pixels or max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        return None
+    if orientation not in range(1, 9):
+        orientation = 1  # Pillow's exif_transpose ignores values outside 1..8 too
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return PlainJpeg(width=width, height=height, orientation=orientation)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -8,6 +8,7 @@ environment variables. Nothing reads the environment at import time, so tests bu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_path
 from pydantic import Field
@@ -61,6 +62,12 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=32, ge=1, le=4096, description="Images per encoder batch.")
     workers: int | None = Field(
         default=None, ge=0, le=64, description="Decode worker processes; unset = one per CPU core."
+    )
+    jpeg_decode: Literal["auto", "workers", "device"] = Field(
+        default="auto",
+        description="Where plain JPEGs are decoded while indexing: workers (Pillow with draft() in the "
+        "decode processes), device (torchvision on the encoder's device: nvJPEG on a GPU), auto (device "
+        "when the encoder runs on CUDA, else workers).",
     )
     admin_token: str | None = Field(
         default=None, description="When set, write/admin API routes need 'Authorization: Bearer <token>'."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image

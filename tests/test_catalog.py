@@ -9,8 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from search.catalog import open_catalog
-from search.catalog.migrate import downgrade_database, head_revision, upgrade_database
 from search.catalog.fulltext import autogenerate_filters
+from search.catalog.migrate import downgrade_database, head_revision, upgrade_database
 from search.catalog.schema import Base
 from search.errors import SchemaOutOfDateError
 

@@ -274,10 +274,14 @@ def _check_catalog(settings: Settings, corpus: HostileCorpus) -> dict[str, str]:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("jpeg_decode", ["workers", "device"])
 def test_indexing_the_hostile_corpus(
-    cli: Cli, settings: Settings, corpus: HostileCorpus, tmp_path: Path
+    cli: Cli, settings: Settings, corpus: HostileCorpus, tmp_path: Path, jpeg_decode: str
 ) -> None:
-    summary = cli.json("index", str(corpus.root))
+    """Both JPEG paths: Pillow in the workers, and torchvision on the model's device (nvJPEG's
+    code path, here on the CPU), which must hand every hostile JPEG to Pillow or decode it right."""
+    summary = cli.json("index", str(corpus.root), "--jpeg-decode", jpeg_decode)
+    assert summary["jpeg_decode"] == jpeg_decode
     n_good, n_bad = len(corpus.good), len(corpus.bad)
     assert _counts(summary) == (n_good + n_bad, n_good, n_bad, 0, 0), summary
 

@@ -27,7 +27,12 @@ from indexer.sources import (
 )
 from search.errors import InputError
 from search.image_decode import DecodeFailure, decode_stored
-from search.image_source import archive_member_path, is_archive_member, read_image_bytes, split_archive_path
+from search.image_source import (
+    archive_member_path,
+    is_archive_member,
+    read_image_bytes,
+    split_archive_path,
+)
 from tests.conftest import Cli
 
 SHARD_PATTERN = "shards-{000..002}.tar"

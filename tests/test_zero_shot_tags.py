@@ -49,7 +49,8 @@ class KnownGeometryEncoder:
         self.dim = len(self.labels) + self.SPARE_AXES
         self.model_id = model_id or f"test-double:{uuid.uuid4().hex}"
         self.image_size = 32
-        self.preprocess = lambda image: image
+        self.device = "cpu"
+        self.pixel_transform = None  # no image tower
         self.template_weight = template_weight
         self.calls: list[int] = []  # batch size of every encode_texts call
         by_length = sorted(self.labels, key=len, reverse=True)
@@ -86,7 +87,7 @@ class KnownGeometryEncoder:
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         raise NotImplementedError("KnownGeometryEncoder has no image tower; build vectors with image_vector().")
 
-    def encode_preprocessed(self, pixels: Any) -> np.ndarray:
+    def encode_pixels(self, pixels: Any) -> np.ndarray:
         raise NotImplementedError("KnownGeometryEncoder has no image tower; build vectors with image_vector().")
 
 

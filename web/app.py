@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 from fastapi.templating import Jinja2Templates
+from swagger_ui_bundle import swagger_ui_path
 
 from search import api
 from search.catalog import open_catalog

@@ -106,6 +106,11 @@ def index(
     follow_symlinks: Annotated[bool, typer.Option(help="Follow symbolic links to folders.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Images per encoder batch [env: PIXSEEK_BATCH_SIZE].")] = None,
     workers: Annotated[int | None, typer.Option(help="Decode worker processes; 0 decodes in-process.")] = None,
+    jpeg_decode: Annotated[
+        str | None,
+        typer.Option(help="Where JPEGs are decoded: auto (GPU when the model runs on CUDA), workers (CPU "
+                     "processes), device (the model's device) [env: PIXSEEK_JPEG_DECODE]."),
+    ] = None,
     captions: Annotated[bool, typer.Option("--captions", help="Then caption images that have no caption "
                                            "[PIXSEEK_CAPTIONER].")] = False,
     tags: Annotated[bool | None, typer.Option("--tags/--no-tags", help="Zero-shot tags at index time "
@@ -118,7 +123,7 @@ def index(
 
     if not paths and from_list is None:
         raise typer.BadParameter("give at least one PATH or --from-list FILE")
-    settings = _settings(ctx, batch_size=batch_size, workers=workers, tags=tags)
+    settings = _settings(ctx, batch_size=batch_size, workers=workers, tags=tags, jpeg_decode=jpeg_decode)
     catalog = _open_catalog(settings)
     progress = Progress(
         TextColumn("[bold]Embedding"),

@@ -19,8 +19,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from search.catalog.fulltext import search_text_for
-from search.catalog.migrate import current_revision, head_revision, upgrade_database
 from search.catalog.job_queries import JobInfo, JobQueries, utcnow
+from search.catalog.migrate import current_revision, head_revision, upgrade_database
 from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
 from search.errors import CatalogError, NotFoundError, SchemaOutOfDateError
 from search.paths import display_path

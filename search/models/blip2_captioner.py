@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import BatchFeature, Blip2ForConditionalGeneration
 
-__all__ = ["Blip2Captioner", "VQA_PROMPT", "vqa_prompt"]
+__all__ = ["VQA_PROMPT", "Blip2Captioner", "vqa_prompt"]
 
 VQA_PROMPT = "Question: {question} Answer:"
 

@@ -139,7 +139,7 @@ def parse_encoder_spec(spec: str) -> EncoderSpec:
     tags = open_clip.list_pretrained_tags_by_model(architecture)
     if rest in tags:
         return EncoderSpec(text, "tag", architecture, rest, None)
-    candidate = Path(rest if rest.startswith(("/", "~", ".")) else rest).expanduser()
+    candidate = Path(rest).expanduser()
     if candidate.is_file():
         return EncoderSpec(text, "file", architecture, None, candidate.resolve())
     raise ModelError(

@@ -14,6 +14,7 @@ from PIL import Image
 from search.errors import ModelError
 from search.models.model_spec import RANDOM_SEED, EncoderSpec
 from search.models.open_clip_configs import register_pixseek_configs
+from search.models.pixel_transform import PixelTransform
 
 __all__ = ["OpenClipEncoder"]
 
@@ -92,7 +93,7 @@ class OpenClipEncoder:
             raise ModelError(f"Could not load model {spec.spec!r}: {exc}") from exc
         model.eval()
         self._model = model
-        self.preprocess = preprocess
+        self.pixel_transform = PixelTransform(preprocess)
         size = getattr(model.visual, "image_size", 224)
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.dim = int(self.encode_texts(["a photo"]).shape[1])
@@ -103,21 +104,20 @@ class OpenClipEncoder:
         features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy().astype(np.float32, copy=False)
 
-    def encode_preprocessed(self, pixels: Any) -> np.ndarray:
-        """Embed a batch already passed through `preprocess` (n, 3, H, W tensor)."""
+    def encode_pixels(self, pixels: Any) -> np.ndarray:
+        """Embed (n, 3, S, S) uint8 pixels; they are normalised on the model's device."""
         import torch
 
         with torch.inference_mode():
-            pixels = pixels.to(self.device, dtype=self._dtype, non_blocking=True)
-            return self._normalise(self._model.encode_image(pixels))
+            pixels = pixels.to(self.device, non_blocking=True)
+            return self._normalise(self._model.encode_image(self.pixel_transform.normalise(pixels, self._dtype)))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         import torch
 
         if not images:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
-        batch = torch.stack([self.preprocess(image.convert("RGB")) for image in images])
-        return self.encode_preprocessed(batch)
+        return self.encode_pixels(torch.stack([self.pixel_transform(image) for image in images]))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch

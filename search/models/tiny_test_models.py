@@ -45,7 +45,7 @@ TINY_SEED = 0
 TINY_IMAGE_SIZE = 32
 TINY_NUM_QUERY_TOKENS = 4
 _WIDTH = 32
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - one readable line of words
     "a an the photo picture image of in on with and is are there what which how many colour color "
     "red green blue yellow black white circle square triangle background dog cat question answer"
 ).split()

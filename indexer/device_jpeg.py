@@ -1,0 +1,178 @@
+"""Decoding plain JPEGs on the encoder's device: `torchvision.io.decode_jpeg` (nvJPEG on CUDA,
+libjpeg-turbo on the CPU), then EXIF orientation, resize and crop as tensors on that device.
+
+Why: on a GPU host the CPU decode workers are the limit. Measured on a 16-core H100 host, Pillow
+with `draft()` decoded about 500 photos/s over all cores while ViT-B-32 in fp16 embedded about
+7,000/s. torchvision opens nvJPEG with its hardware backend where the chip has JPEG engines
+(A100, H100) and falls back to CUDA kernels elsewhere, so decoding moves off the CPU cores; the
+workers only read, hash and parse headers. On a CPU it is a loss: torchvision decodes at full
+size while `draft()` lets libjpeg decode at 1/2 to 1/8 scale. So `jpeg_decode=auto` turns it on
+only when the encoder runs on CUDA and a probe decode works; `device` forces it (the tests use
+that to run this exact code on the CPU), `workers` turns it off.
+
+Nothing is lost when the device decoder refuses a file: that file is decoded again by Pillow,
+which either succeeds or records the specific reason, as for any other file.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from indexer.decode_worker import DecodedBatch
+from search.errors import ConfigError
+from search.image_decode import DecodeFailure, decode_bytes
+from search.models import Encoder
+from search.models.pixel_transform import PixelTransform
+
+__all__ = ["JPEG_DECODE_CHOICES", "DeviceJpegDecoder", "device_jpeg_max_pixels", "orient", "use_device_jpeg"]
+
+log = logging.getLogger(__name__)
+
+JPEG_DECODE_CHOICES = ("auto", "workers", "device")
+
+# Decoded full-size pixels held on the device at once (3 bytes each): bounds memory per call.
+GROUP_PIXELS = 256_000_000
+
+
+def device_jpeg_max_pixels() -> int:
+    """Largest JPEG sent to the device: the same decompression-bomb limit Pillow applies."""
+    return int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+
+def orient(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """Apply EXIF `orientation` (1..8) to a (C, H, W) tensor, as Pillow's `exif_transpose` does."""
+    if orientation == 2:
+        return image.flip(-1)
+    if orientation == 3:
+        return image.flip(-2, -1)
+    if orientation == 4:
+        return image.flip(-2)
+    if orientation == 5:
+        return image.transpose(-2, -1)
+    if orientation == 6:
+        return torch.rot90(image, k=-1, dims=(-2, -1))
+    if orientation == 7:
+        return image.transpose(-2, -1).flip(-2, -1)
+    if orientation == 8:
+        return torch.rot90(image, k=1, dims=(-2, -1))
+    return image
+
+
+@functools.cache
+def _probe(device: str) -> str | None:
+    """Why `decode_jpeg` cannot decode on `device`, or None when a small JPEG decodes there."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 8), (200, 30, 30)).save(buffer, format="JPEG")
+    data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+    try:
+        decoded = decode_jpeg([data], mode=ImageReadMode.RGB, device=device)[0]
+    except Exception as exc:  # noqa: BLE001 - no nvJPEG, a driver problem, ...: any reason says no
+        return f"{type(exc).__name__}: {exc}"
+    if tuple(decoded.shape) != (3, 8, 16):
+        return f"decode_jpeg returned shape {tuple(decoded.shape)} for a 16x8 picture"
+    return None
+
+
+def use_device_jpeg(choice: str, encoder: Encoder) -> bool:
+    """Whether this run decodes plain JPEGs on `encoder.device` (see the module docstring)."""
+    if choice not in JPEG_DECODE_CHOICES:
+        raise ConfigError(f"jpeg_decode must be one of {', '.join(JPEG_DECODE_CHOICES)}; got {choice!r}")
+    if choice == "workers":
+        return False
+    cuda = encoder.device.startswith("cuda")
+    if not encoder.pixel_transform.accepts_tensors:
+        if choice == "device":
+            raise ConfigError(
+                f"--jpeg-decode device: model {encoder.model_id} resizes with steps that only work on "
+                "Pillow images; use --jpeg-decode workers."
+            )
+        return False
+    if choice == "auto" and not cuda:
+        return False
+    problem = _probe(encoder.device)
+    if problem is None:
+        return True
+    if choice == "device":
+        raise ConfigError(
+            f"--jpeg-decode device: torchvision cannot decode JPEGs on {encoder.device} ({problem}); "
+            "use --jpeg-decode workers."
+        )
+    log.warning("decoding JPEGs with the CPU workers: torchvision cannot decode on %s (%s)", encoder.device, problem)
+    return False
+
+
+def _groups(items: list[dict[str, Any]], limit: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive runs of `items` whose full-size pixels add up to at most `limit`."""
+    group: list[dict[str, Any]] = []
+    pixels = 0
+    for item in items:
+        size = item["width"] * item["height"]
+        if group and pixels + size > limit:
+            yield group
+            group, pixels = [], 0
+        group.append(item)
+        pixels += size
+    if group:
+        yield group
+
+
+class DeviceJpegDecoder:
+    """Turns a `DecodedBatch` with undecoded JPEGs into one whose pixels all sit on `device`."""
+
+    def __init__(self, transform: PixelTransform, device: str, draft_size: int,
+                 group_pixels: int = GROUP_PIXELS) -> None:
+        self.transform = transform
+        self.device = torch.device(device)
+        self.draft_size = draft_size
+        self.group_pixels = group_pixels
+        self.fallbacks = 0  # JPEGs the device refused, decoded by Pillow instead
+
+    def __call__(self, batch: DecodedBatch) -> DecodedBatch:
+        if not batch.jpegs:
+            return batch
+        ok = list(batch.ok)
+        failed = list(batch.failed)
+        pixels = [batch.pixels.to(self.device, non_blocking=True)] if batch.pixels is not None else []
+        for group in _groups(batch.jpegs, self.group_pixels):
+            for item, image in zip(group, self._decode([item["data"] for item in group])):
+                data = item.pop("data")
+                orientation = item.pop("orientation")
+                try:
+                    if image is None:
+                        self.fallbacks += 1
+                        one = self._pillow(data)
+                    else:
+                        one = self.transform(orient(image, orientation))
+                except DecodeFailure as exc:
+                    failed.append((item["id"], exc.reason))
+                    continue
+                ok.append(item)
+                pixels.append(one.unsqueeze(0))
+        return DecodedBatch(pixels=torch.cat(pixels) if pixels else None, ok=ok, failed=failed)
+
+    def _decode(self, datas: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        """Decode a group in one call; if the call fails, each file alone (None: refused)."""
+        try:
+            return list(decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device))
+        except RuntimeError:
+            pass
+        decoded: list[torch.Tensor | None] = []
+        for data in datas:
+            try:
+                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
+            except RuntimeError:
+                decoded.append(None)
+        return decoded
+
+    def _pillow(self, data: torch.Tensor) -> torch.Tensor:
+        """A file the device decoder refused: decode it the usual way (or raise its reason)."""
+        decoded = decode_bytes(data.numpy().tobytes(), draft_size=self.draft_size)
+        return self.transform(decoded.image).to(self.device)
