@@ -161,16 +161,25 @@ class DeviceJpegDecoder:
     def _decode(self, datas: list[torch.Tensor]) -> list[torch.Tensor | None]:
         """Decode a group in one call; if the call fails, each file alone (None: refused)."""
         try:
-            return list(decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device))
+            return self._decode_jpeg(datas)
         except RuntimeError:
             pass
         decoded: list[torch.Tensor | None] = []
         for data in datas:
             try:
-                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
+                decoded.append(self._decode_jpeg([data])[0])
             except RuntimeError:
                 decoded.append(None)
         return decoded
+
+    def _decode_jpeg(self, datas: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.device.type == "cuda":
+            # torchvision decodes on a private stream that does not wait for ours, into blocks the
+            # caching allocator may just have freed from kernels still queued here (resizes of
+            # the previous group): without this wait they can read overwritten pixels
+            # (pytorch/vision#9606, seen on H100).
+            torch.cuda.current_stream(self.device).synchronize()
+        return list(decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device))
 
     def _pillow(self, data: torch.Tensor) -> torch.Tensor:
         """A file the device decoder refused: decode it the usual way (or raise its reason)."""

@@ -66,7 +66,7 @@ class IndexReport:
     reused: int = 0
     seconds: float = 0.0
     cancelled: bool = False
-    jpeg_decode: str = "workers"  # where JPEGs were decoded: workers or device
+    jpeg_decode: str | None = None  # where JPEGs were decoded (workers, device); None: nothing decoded
     failure_reasons: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), first 100
 
