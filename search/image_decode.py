@@ -94,7 +94,7 @@ def plain_jpeg_header(data: bytes, *, max_pixels: int) -> PlainJpeg | None:
     cases it would get wrong or that need Pillow's checks and reasons -- truncated data (no end
     marker), CMYK, multi-picture files, huge or extremely long pictures, anything not JPEG --
     stay on the Pillow path, which decodes them or says exactly why not."""
-    if not data.startswith(b"\xff\xd8\xff") or not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+    if not data.startswith(b"\xff\xd8\xff") or not data[-256:].rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
         return None
     try:
         with warnings.catch_warnings():
