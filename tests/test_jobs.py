@@ -95,3 +95,21 @@ def test_cli_runs_are_recorded_as_jobs(cli: Cli, photo_set: PhotoSet) -> None:
     (job,) = cli.json("jobs")["jobs"]
     assert job["state"] == "done" and job["kind"] == "index" and job["collection"] == "default"
     assert job["args"]["paths"] == [str(photo_set.root)]
+
+
+def test_server_jobs_decode_in_spawned_worker_processes(tmp_path: Path, photo_set: PhotoSet) -> None:
+    """A job runs in a server thread, so its decode workers start with `spawn` (fork from a
+    thread can inherit a held lock): the model's pixel transform goes to fresh processes and
+    JPEG bytes come back from them for decoding on the model's device."""
+    settings = Settings(data_dir=tmp_path / "data", model="tiny-test", workers=2, device="cpu", batch_size=4,
+                        jpeg_decode="device")
+    with TestClient(create_app(settings)) as client:
+        job = client.post("/api/jobs", json={"path": str(photo_set.root)}).json()
+        done = _wait(client, job["id"], {"done", "failed"})
+        assert done["state"] == "done", done
+        assert (done["done"], done["failed"]) == (len(photo_set.good) + 2, 2)
+        query = photo_set.good[3]
+        with query.open("rb") as image:
+            hits = client.post("/api/search/image", files={"file": (query.name, image, "image/jpeg")},
+                               data={"k": "3"}).json()["results"]
+        assert hits[0]["path"] == str(query) and hits[0]["score"] > 0.995, hits
