@@ -12,10 +12,12 @@ with the encoder already loaded (its one-off load time is reported separately). 
 decode" is `torchvision.io.decode_jpeg` on the encoder's device plus orientation, resize and
 crop there (`indexer.device_jpeg`): on a CPU that is one core decoding at full size.
 
-"ceiling" is the best end-to-end rate the two stages allow. On a CPU, decoding and the model
-share the same cores, so each image costs its model time plus its decode time spread over the
-cores: 1 / (1/model + 1/(draft/core x cores)). On a GPU the stages overlap: min(model, decode x
-cores). End to end is the median of `--repeat` runs.
+"ceiling" is the best end-to-end rate the two stages allow. Stages that take turns add their
+times: 1 / (1/model + 1/decode). That is the case on a CPU, where worker decoding and the model
+share the cores (decode = draft/core x cores), and for device decoding anywhere, which runs in
+the main process between encoder batches (decode = device decode). Pillow workers feeding a GPU
+overlap with it: min(model, draft/core x cores). "jpeg decode" is where JPEGs were decoded
+(`auto` resolved). End to end is the median of `--repeat` runs.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def device_decode_rate(paths: list[Path], encoder, batch_size: int) -> float:  #
         if header is not None:
             items.append({"id": image_id, "width": header.width, "height": header.height,
                           "orientation": header.orientation, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8)})
+    if not items:
+        return float("nan")
     decoder = DeviceJpegDecoder(encoder.pixel_transform, encoder.device, encoder.image_size)
     decoder(DecodedBatch(pixels=None, ok=[], failed=[], jpegs=[dict(items[0])]))  # warm-up (nvJPEG init)
     batches = [[dict(item) for item in items[i : i + batch_size]] for i in range(0, len(items), batch_size)]
@@ -72,6 +76,8 @@ def device_decode_rate(paths: list[Path], encoder, batch_size: int) -> float:  #
         decoder(DecodedBatch(pixels=None, ok=[], failed=[], jpegs=batch))
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+    if decoder.fallbacks:  # those were timed on Pillow, not the device
+        print(f"warning: the device refused {decoder.fallbacks} of {len(items) + 1} JPEGs (Pillow decoded them)")
     return _rate(len(items), time.perf_counter() - started)
 
 
@@ -86,7 +92,7 @@ def model_rate(encoder, batch_size: int, batches: int) -> float:  # type: ignore
 
 
 def end_to_end_rate(paths_root: Path, spec: str, device: str, batch_size: int, workers: int | None,
-                    jpeg_decode: str) -> tuple[float, int]:
+                    jpeg_decode: str) -> tuple[float, int, str]:
     data_dir = Path(tempfile.mkdtemp(prefix="pixseek-bench-"))
     try:
         # tags=False: label embeddings are a one-off per model (cached on disk), not indexing cost
@@ -95,7 +101,7 @@ def end_to_end_rate(paths_root: Path, spec: str, device: str, batch_size: int, w
         catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
         report = index_paths(settings, catalog, [paths_root], collection="bench")
         catalog.close()
-        return report.rate, report.indexed
+        return report.rate, report.indexed, report.jpeg_decode or jpeg_decode
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -131,12 +137,15 @@ def main() -> None:
         for choice in [c.strip() for c in args.jpeg_decode.split(",") if c.strip()]:
             runs = [end_to_end_rate(args.corpus, spec, args.device, args.batch_size, args.workers, choice)
                     for _ in range(max(1, args.repeat))]
-            e2e, indexed = statistics.median(rate for rate, _ in runs), runs[0][1]
-            on_cpu = encoder.device == "cpu"
-            decode_all = (on_device if choice == "device" else drafted) * (1 if choice == "device" else cores)
-            ceiling = 1 / (1 / model + 1 / decode_all) if on_cpu else min(model, decode_all)
+            e2e, indexed, where = statistics.median(run[0] for run in runs), runs[0][1], runs[0][2]
+            if where == "device":
+                ceiling = 1 / (1 / model + 1 / on_device)
+            elif encoder.device == "cpu":
+                ceiling = 1 / (1 / model + 1 / (drafted * cores))
+            else:
+                ceiling = min(model, drafted * cores)
             rows.append((spec, encoder.image_size, load_s, full, drafted, drafted * cores, on_device, model,
-                         choice, ceiling, e2e, indexed))
+                         where, ceiling, e2e, indexed))
     header = ("model", "input", "load s", "decode full/core", "decode draft/core", f"decode draft x{cores}",
               "device decode", "model only", "jpeg decode", "ceiling", "end to end", "e2e/model", "e2e/ceiling")
     print("\nimages per second (" + ("CUDA" if torch.cuda.is_available() and args.device != "cpu" else "CPU") +

@@ -32,7 +32,14 @@ from search.image_decode import DecodeFailure, decode_bytes
 from search.models import Encoder
 from search.models.pixel_transform import PixelTransform
 
-__all__ = ["JPEG_DECODE_CHOICES", "DeviceJpegDecoder", "device_jpeg_max_pixels", "orient", "use_device_jpeg"]
+__all__ = [
+    "JPEG_DECODE_CHOICES",
+    "DeviceJpegDecoder",
+    "device_jpeg_max_pixels",
+    "orient",
+    "shrink",
+    "use_device_jpeg",
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +131,27 @@ def _groups(items: list[dict[str, Any]], limit: int) -> Iterator[list[dict[str, 
         yield group
 
 
+def shrink(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Box-filter a (C, H, W) uint8 image by a whole factor while its short side stays at least
+    8x `size` -- as `draft()` does for Pillow. The antialiased resize after it then shrinks by
+    less than 16x: PyTorch's CUDA kernel refuses factors over about 47x, which a 12 MP photo
+    for a 32 px model would need. (Shrinking closer to `size` than 8x moves pixels visibly
+    away from the Pillow path's; at 8x they stay within about 0.5 of 255.)"""
+    factor = min(image.shape[-2:]) // (8 * size)
+    if factor < 2:
+        return image
+    pooled = torch.nn.functional.avg_pool2d(image.unsqueeze(0).float(), factor, stride=factor)[0]
+    return pooled.round_().clamp_(0, 255).to(torch.uint8)
+
+
 class DeviceJpegDecoder:
-    """Turns a `DecodedBatch` with undecoded JPEGs into one whose pixels all sit on `device`."""
+    """Turns a `DecodedBatch` with undecoded JPEGs into one whose pixels all sit on `device`.
+
+    On CUDA all of its work runs on a stream of its own. torchvision's decoder writes from a
+    private stream that does not wait for the caller's (pytorch/vision#9606, seen on H100), into
+    blocks the caching allocator hands out on the current stream; blocks of a stream only this
+    object uses, synchronised before every decode call, cannot still be read by anyone's queued
+    kernels -- not by the resizes of the previous group, nor by other threads' searches."""
 
     def __init__(self, transform: PixelTransform, device: str, draft_size: int,
                  group_pixels: int = GROUP_PIXELS) -> None:
@@ -134,10 +160,22 @@ class DeviceJpegDecoder:
         self.draft_size = draft_size
         self.group_pixels = group_pixels
         self.fallbacks = 0  # JPEGs the device refused, decoded by Pillow instead
+        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def __call__(self, batch: DecodedBatch) -> DecodedBatch:
         if not batch.jpegs:
             return batch
+        if self._stream is None:
+            return self._decode_batch(batch)
+        caller = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._stream):
+            decoded = self._decode_batch(batch)
+        caller.wait_stream(self._stream)  # the caller's kernels start after ours finish
+        if decoded.pixels is not None:
+            decoded.pixels.record_stream(caller)  # and its memory is not reused before theirs do
+        return decoded
+
+    def _decode_batch(self, batch: DecodedBatch) -> DecodedBatch:
         ok = list(batch.ok)
         failed = list(batch.failed)
         pixels = [batch.pixels.to(self.device, non_blocking=True)] if batch.pixels is not None else []
@@ -145,41 +183,55 @@ class DeviceJpegDecoder:
             for item, image in zip(group, self._decode([item["data"] for item in group])):
                 data = item.pop("data")
                 orientation = item.pop("orientation")
-                try:
-                    if image is None:
-                        self.fallbacks += 1
+                one = None if image is None else self._resize(image, orientation)
+                if one is None:
+                    self.fallbacks += 1
+                    try:
                         one = self._pillow(data)
-                    else:
-                        one = self.transform(orient(image, orientation))
-                except DecodeFailure as exc:
-                    failed.append((item["id"], exc.reason))
-                    continue
+                    except DecodeFailure as exc:
+                        failed.append((item["id"], exc.reason))
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - as in the workers: one file fails, not the run
+                        failed.append((item["id"], f"cannot decode image: {type(exc).__name__}: {exc}"))
+                        continue
                 ok.append(item)
                 pixels.append(one.unsqueeze(0))
         return DecodedBatch(pixels=torch.cat(pixels) if pixels else None, ok=ok, failed=failed)
+
+    def _resize(self, image: torch.Tensor, orientation: int) -> torch.Tensor | None:
+        """The model's pixels for a decoded image, or None when the device fails on it (out of
+        memory, say): Pillow then decodes that file instead."""
+        try:
+            return self.transform(shrink(orient(image, orientation), self.draft_size))
+        except Exception:  # noqa: BLE001 - whatever the device says, the Pillow path can still try
+            self._settle()
+            return None
 
     def _decode(self, datas: list[torch.Tensor]) -> list[torch.Tensor | None]:
         """Decode a group in one call; if the call fails, each file alone (None: refused)."""
         try:
             return self._decode_jpeg(datas)
         except RuntimeError:
-            pass
+            self._settle()
         decoded: list[torch.Tensor | None] = []
         for data in datas:
             try:
                 decoded.append(self._decode_jpeg([data])[0])
             except RuntimeError:
+                self._settle()
                 decoded.append(None)
         return decoded
 
     def _decode_jpeg(self, datas: list[torch.Tensor]) -> list[torch.Tensor]:
-        if self.device.type == "cuda":
-            # torchvision decodes on a private stream that does not wait for ours, into blocks the
-            # caching allocator may just have freed from kernels still queued here (resizes of
-            # the previous group): without this wait they can read overwritten pixels
-            # (pytorch/vision#9606, seen on H100).
-            torch.cuda.current_stream(self.device).synchronize()
+        if self._stream is not None:
+            self._stream.synchronize()  # see the class docstring
         return list(decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device))
+
+    def _settle(self) -> None:
+        """After a failed call, let whatever it queued on the device finish before its memory
+        is reused: a decode that failed half way may still be writing."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _pillow(self, data: torch.Tensor) -> torch.Tensor:
         """A file the device decoder refused: decode it the usual way (or raise its reason)."""

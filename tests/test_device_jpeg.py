@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from benchmarks.photo_corpus import build_photo_corpus
 from indexer import device_jpeg
 from indexer.decode_worker import DecodedBatch
-from indexer.device_jpeg import DeviceJpegDecoder, orient, use_device_jpeg
+from indexer.device_jpeg import DeviceJpegDecoder, orient, shrink, use_device_jpeg
 from search.catalog import open_catalog
 from search.errors import ConfigError
 from search.image_decode import PlainJpeg, decode_bytes, plain_jpeg_header
@@ -164,6 +164,35 @@ def test_jpegs_the_device_refuses_are_decoded_by_pillow_or_fail_with_its_reason(
     assert batch.failed[1] == (99, "cannot decode image: cannot load this image")
     assert decoder.fallbacks == 1
     assert batch.pixels is not None and torch.equal(batch.pixels[0], already[0])
+
+
+def test_large_photos_for_small_models_are_box_shrunk_first(transform: PixelTransform) -> None:
+    big = torch.zeros(3, 1500, 2000, dtype=torch.uint8)
+    assert tuple(shrink(big, 32).shape) == (3, 300, 400)  # by 5: short side within [8, 16) x 32
+    assert shrink(big, 100) is big  # within 16x of the model's size: untouched
+    # A 3 MP photo for a 32 px model (a 47x reduction, more than PyTorch's CUDA resize takes)
+    # still gives the pixels the Pillow path gives.
+    tiny = PixelTransform(open_clip.image_transform(32, is_train=False))
+    data = _jpeg(_noise((16, 12), seed=3).resize((2000, 1500), Image.BICUBIC), quality=90)
+    pending = [{"id": 1, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8), "width": 2000,
+                "height": 1500, "orientation": 1}]
+    batch = DeviceJpegDecoder(tiny, "cpu", draft_size=32)(DecodedBatch(pixels=None, ok=[], failed=[], jpegs=pending))
+    assert batch.pixels is not None
+    assert _difference(batch.pixels[0], tiny(decode_bytes(data, draft_size=32).image)) < 1.5
+
+
+class _ResizeFailsOnTensors(PixelTransform):
+    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        if isinstance(image, torch.Tensor):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")  # noqa: TRY004 - a device error, as CUDA raises it
+        return super().__call__(image)
+
+
+def test_a_device_error_while_resizing_falls_back_to_pillow(photos: list[Path]) -> None:
+    failing = _ResizeFailsOnTensors(open_clip.image_transform(SIZE, is_train=False))
+    decoder = DeviceJpegDecoder(failing, "cpu", draft_size=SIZE)
+    batch = decoder(DecodedBatch(pixels=None, ok=[], failed=[], jpegs=_pending(photos[:3])))
+    assert [item["id"] for item in batch.ok] == [0, 1, 2] and batch.failed == [] and decoder.fallbacks == 3
 
 
 def test_a_device_that_refuses_valid_jpegs_loses_nothing(
