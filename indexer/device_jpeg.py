@@ -16,6 +16,7 @@ which either succeeds or records the specific reason, as for any other file.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
@@ -76,11 +77,15 @@ def orient(image: torch.Tensor, orientation: int) -> torch.Tensor:
 @functools.cache
 def _probe(device: str) -> str | None:
     """Why `decode_jpeg` cannot decode on `device`, or None when a small JPEG decodes there."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "torch sees no CUDA device"
     buffer = io.BytesIO()
     Image.new("RGB", (16, 8), (200, 30, 30)).save(buffer, format="JPEG")
     data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
     try:
-        decoded = decode_jpeg([data], mode=ImageReadMode.RGB, device=device)[0]
+        # On a stream of its own, for the reason given in DeviceJpegDecoder's docstring.
+        with torch.cuda.stream(torch.cuda.Stream(device)) if device.startswith("cuda") else contextlib.nullcontext():
+            decoded = decode_jpeg([data], mode=ImageReadMode.RGB, device=device)[0].cpu()
     except Exception as exc:  # noqa: BLE001 - no nvJPEG, a driver problem, ...: any reason says no
         return f"{type(exc).__name__}: {exc}"
     if tuple(decoded.shape) != (3, 8, 16):
