@@ -33,11 +33,11 @@ from pathlib import Path
 import torch
 
 from benchmarks.photo_corpus import build_photo_corpus
-from indexer.decode_worker import DecodedBatch
+from indexer.decode_worker import DecodedBatch, undecoded_jpeg
 from indexer.device_jpeg import DeviceJpegDecoder
 from indexer.pipeline import index_paths
 from search.catalog import open_catalog
-from search.image_decode import decode_file, plain_jpeg_header
+from search.image_decode import decode_file
 from search.models import load_encoder
 from search.settings import Settings
 
@@ -57,13 +57,8 @@ def decode_rate(paths: list[Path], transform, draft_size: int | None) -> float: 
 def device_decode_rate(paths: list[Path], encoder, batch_size: int) -> float:  # type: ignore[no-untyped-def]
     """Images/s of torchvision decode_jpeg + orientation + resize/crop on the encoder's device,
     in batches as indexing does (file reading and header parsing not counted: workers do them)."""
-    items = []
-    for image_id, path in enumerate(paths):
-        data = path.read_bytes()
-        header = plain_jpeg_header(data, max_pixels=10**9)
-        if header is not None:
-            items.append({"id": image_id, "width": header.width, "height": header.height,
-                          "orientation": header.orientation, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8)})
+    candidates = (undecoded_jpeg(image_id, path.read_bytes(), max_pixels=10**9) for image_id, path in enumerate(paths))
+    items = [item for item in candidates if item is not None]
     if not items:
         return float("nan")
     decoder = DeviceJpegDecoder(encoder.pixel_transform, encoder.device, encoder.image_size)

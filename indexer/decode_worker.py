@@ -22,7 +22,7 @@ from search.image_decode import DecodeFailure, decode_bytes, plain_jpeg_header
 from search.image_source import read_image_bytes
 from search.models.pixel_transform import PixelTransform
 
-__all__ = ["DecodedBatch", "decode_batches"]
+__all__ = ["DecodedBatch", "decode_batches", "undecoded_jpeg"]
 
 
 @dataclass
@@ -56,6 +56,17 @@ class DecodedBatch:
         return self
 
 
+def undecoded_jpeg(image_id: int, data: bytes, *, max_pixels: int) -> dict[str, Any] | None:
+    """What a worker hands over instead of pixels for a plain JPEG (`plain_jpeg_header`) of at
+    most `max_pixels`, to be decoded on the encoder's device; None for any other file."""
+    header = plain_jpeg_header(data, max_pixels=max_pixels)
+    if header is None:
+        return None
+    return {"id": image_id, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8),
+            "width": header.width, "height": header.height, "orientation": header.orientation,
+            "content_hash": hash_bytes(data)}
+
+
 class _DecodeDataset(Dataset):
     def __init__(self, items: Sequence[tuple[int, str]], transform: PixelTransform, draft_size: int,
                  device_jpeg_pixels: int) -> None:
@@ -72,11 +83,9 @@ class _DecodeDataset(Dataset):
         try:
             data = read_image_bytes(stored_path)
             if self.device_jpeg_pixels:
-                header = plain_jpeg_header(data, max_pixels=self.device_jpeg_pixels)
-                if header is not None:
-                    return {"id": image_id, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                            "width": header.width, "height": header.height,
-                            "orientation": header.orientation, "content_hash": hash_bytes(data)}
+                jpeg = undecoded_jpeg(image_id, data, max_pixels=self.device_jpeg_pixels)
+                if jpeg is not None:
+                    return jpeg
             decoded = decode_bytes(data, draft_size=self.draft_size)
             pixels = self.transform(decoded.image)
         except DecodeFailure as exc:

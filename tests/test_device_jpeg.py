@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from benchmarks.photo_corpus import build_photo_corpus
 from indexer import device_jpeg
-from indexer.decode_worker import DecodedBatch
+from indexer.decode_worker import DecodedBatch, undecoded_jpeg
 from indexer.device_jpeg import DeviceJpegDecoder, orient, shrink, use_device_jpeg
 from search.catalog import open_catalog
 from search.errors import ConfigError
@@ -63,11 +63,9 @@ def _pending(paths: list[Path]) -> list[dict[str, Any]]:
     """What decode workers hand over for plain JPEGs."""
     items = []
     for image_id, path in enumerate(paths):
-        data = path.read_bytes()
-        header = plain_jpeg_header(data, max_pixels=10**8)
-        assert header is not None, path
-        items.append({"id": image_id, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                      "width": header.width, "height": header.height, "orientation": header.orientation})
+        item = undecoded_jpeg(image_id, path.read_bytes(), max_pixels=10**8)
+        assert item is not None, path
+        items.append(item)
     return items
 
 

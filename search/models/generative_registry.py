@@ -327,17 +327,23 @@ def register_reranker(name: str, reranker: Reranker) -> None:
         _registered_rerankers[name] = reranker
 
 
+def _load_once(cache: dict[tuple[str, str], Any], spec: GenerativeSpec, device: str,
+               build: Callable[[GenerativeSpec, str], Any]) -> Any:
+    """The model in `cache` for `spec` on `device`, built (once, under the lock) on first use."""
+    chosen = resolve_device(device)
+    key = (spec.model_id, chosen)
+    with _lock:
+        if key not in cache:
+            cache[key] = build(spec, chosen)
+        return cache[key]
+
+
 def load_reranker(spec: str | GenerativeSpec, device: str = "auto") -> Reranker:
     """The reranker for `spec` on `device` (auto, cpu, cuda, cuda:N), loading it on first use."""
     if isinstance(spec, str) and spec in _registered_rerankers:
         return _registered_rerankers[spec]
     resolved = spec if isinstance(spec, GenerativeSpec) else parse_generative_spec(spec, "reranker")
-    chosen = resolve_device(device)
-    key = (resolved.model_id, chosen)
-    with _lock:
-        if key not in _rerankers:
-            _rerankers[key] = _new_reranker(resolved, chosen)
-        return _rerankers[key]
+    return _load_once(_rerankers, resolved, device, _new_reranker)
 
 
 def load_captioner(spec: str | GenerativeSpec, device: str = "auto") -> Captioner:
@@ -345,16 +351,8 @@ def load_captioner(spec: str | GenerativeSpec, device: str = "auto") -> Captione
 
     A BLIP v1 captioner's VQA model is loaded later, on its first `ask`.
     """
-    if isinstance(spec, GenerativeSpec):
-        resolved = spec
-    else:
-        resolved = parse_generative_spec(spec, "captioner")
-    chosen = resolve_device(device)
-    key = (resolved.model_id, chosen)
-    with _lock:
-        if key not in _captioners:
-            _captioners[key] = _new_captioner(resolved, chosen)
-        return _captioners[key]
+    resolved = spec if isinstance(spec, GenerativeSpec) else parse_generative_spec(spec, "captioner")
+    return _load_once(_captioners, resolved, device, _new_captioner)
 
 
 def clear_generative_model_cache() -> None:
