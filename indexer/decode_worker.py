@@ -9,6 +9,8 @@ hashes the bytes and passes them on, and the main process decodes them on the en
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from indexer.worker_lifetime import die_with_parent, report_worker_starts_if_asked
 from search.content_hash import hash_bytes
 from search.image_decode import DecodeFailure, decode_bytes, plain_jpeg_header
 from search.image_source import read_image_bytes
@@ -118,7 +121,8 @@ def _collate(samples: list[dict[str, Any]]) -> DecodedBatch:
     )
 
 
-def _worker_init(_worker_id: int) -> None:
+def _worker_init(_worker_id: int, parent_pid: int) -> None:
+    die_with_parent(parent_pid)  # first: a worker must never outlive the indexer (worker_lifetime)
     torch.set_num_threads(1)  # decode workers: one core each, leave the rest to the encoder
 
 
@@ -135,13 +139,14 @@ def decode_batches(
     """Iterate `DecodedBatch`es for `items` ((id, stored path) pairs), decoded in `workers`
     processes (0 = in this process). With `device_jpeg_pixels` > 0, plain JPEGs of at most that
     many pixels come back undecoded in `DecodedBatch.jpegs`."""
+    report_worker_starts_if_asked()
     loader = DataLoader(
         _DecodeDataset(items, transform, draft_size, device_jpeg_pixels),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
         collate_fn=_collate,
-        worker_init_fn=_worker_init if workers else None,
+        worker_init_fn=functools.partial(_worker_init, parent_pid=os.getpid()) if workers else None,
         prefetch_factor=4 if workers else None,
         pin_memory=pin_memory,
         persistent_workers=False,

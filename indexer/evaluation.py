@@ -81,7 +81,7 @@ def _image_to_text_ranks(engine: SearchEngine, dataset: EvalDataset, image_ids: 
                          max_k: int) -> list[int]:
     info = engine.catalog.require_collection(collection)
     index = engine.index_for(info)
-    encoder = load_encoder(info.model_spec, engine.settings.device)
+    encoder = load_encoder(info.model_spec, engine.settings.device, engine.settings.cpu_precision)
     texts = np.concatenate([encoder.encode_texts(dataset.captions[i : i + 256])
                             for i in range(0, len(dataset.captions), 256)])
     gallery = faiss.IndexFlatIP(texts.shape[1])

@@ -35,6 +35,7 @@ from indexer.sources import (
     iter_file_list,
     iter_sources,
 )
+from indexer.tagging import build_tagger, tag_untagged
 from search.catalog import Catalog, CollectionInfo, KnownImage
 from search.collection_store import CollectionStore
 from search.content_hash import hash_bytes, hash_file
@@ -46,7 +47,7 @@ from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
 from search.paths import decode_path, display_path, path_key
 from search.settings import Settings
-from search.zero_shot_tags import ZeroShotTagger, load_vocabulary
+from search.zero_shot_tags import load_vocabulary, tagger_identity
 
 __all__ = ["IndexReport", "ProgressCallback", "index_paths"]
 
@@ -64,6 +65,7 @@ class IndexReport:
     failed: int = 0
     removed: int = 0
     reused: int = 0
+    tagged: int = 0  # images tagged after embedding (those the embedding batches could not tag)
     seconds: float = 0.0
     cancelled: bool = False
     jpeg_decode: str | None = None  # where JPEGs were decoded (workers, device); None: nothing decoded
@@ -83,6 +85,7 @@ class IndexReport:
             "failed": self.failed,
             "removed": self.removed,
             "reused": self.reused,
+            "tagged": self.tagged,
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 2),
             "cancelled": self.cancelled,
@@ -102,7 +105,7 @@ def _open_collection(
     collection = catalog.get_collection(name)
     if collection is None:
         spec = model_spec or settings.model
-        encoder = load_encoder(spec, settings.device)
+        encoder = load_encoder(spec, settings.device, settings.cpu_precision)
         return catalog.create_collection(name, model_spec=spec, model_id=encoder.model_id, dim=encoder.dim), encoder
     if model_spec is not None:
         wanted = parse_encoder_spec(model_spec).model_id
@@ -116,7 +119,7 @@ def _open_collection(
 
 
 def _encoder_for(settings: Settings, collection: CollectionInfo) -> Encoder:
-    encoder = load_encoder(collection.model_spec, settings.device)
+    encoder = load_encoder(collection.model_spec, settings.device, settings.cpu_precision)
     if encoder.model_id != collection.model_id:
         raise ModelMismatchError(
             f"Collection {collection.name!r} was indexed with {collection.model_id}, but its model spec "
@@ -157,7 +160,7 @@ def index_paths(
     with store.writer_lock():
         if job_id is not None:
             catalog.attach_job(job_id, info.id)
-        store.vectors.remove_temp_files()
+        store.remove_temp_files()  # of segments and FAISS saves a crash interrupted
         index = store.load_index()
         stale = not store.index_is_current(index)
         index, orphans = store.sync_index(index, full=stale)
@@ -192,6 +195,9 @@ def index_paths(
         gone = _vanished(known, seen_keys, PruneScope(roots)) if prune else []
         waiting = any(known[key].status == "pending" for key in seen_keys if key in known)
         if not (new_items or changed or gone or waiting):
+            if _has_untagged(settings, catalog, info):
+                report.tagged = tag_untagged(settings, catalog, store, encoder or _encoder_for(settings, info),
+                                             should_stop)
             report.seconds = time.monotonic() - started
             return report
 
@@ -214,8 +220,18 @@ def index_paths(
                    settings.index_save_seconds if save_every is None else save_every)
         store.save_index(index)
         _compact_if_wasteful(store, index)
+        if not report.cancelled and _has_untagged(settings, catalog, info):
+            # after the FAISS save: every image is searchable before tagging starts
+            report.tagged = tag_untagged(settings, catalog, store, encoder or _encoder_for(settings, info),
+                                         should_stop)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _has_untagged(settings: Settings, catalog: Catalog, info: CollectionInfo) -> bool:
+    if not settings.tags:
+        return False
+    return bool(catalog.untagged_ids(info.id, tagger_identity(info.model_id, load_vocabulary(settings.tag_vocabulary))))
 
 
 def _vanished(known: dict[str, KnownImage], seen: set[str], scope: PruneScope) -> list[int]:
@@ -268,14 +284,6 @@ def _reuse_known_content(
     index.add(new_ids, new_vectors)
     report.reused += len(usable)
     report.indexed += len(usable)
-
-
-def _tagger(settings: Settings, encoder: Encoder) -> ZeroShotTagger | None:
-    """Zero-shot tagging with the collection's own encoder (label embeddings computed once)."""
-    if not settings.tags:
-        return None
-    vocabulary = load_vocabulary(settings.tag_vocabulary) if settings.tag_vocabulary else None
-    return ZeroShotTagger(encoder, vocabulary, cache_dir=settings.data_dir / "cache")
 
 
 def _rebatch(chunks: Iterable[DecodedBatch], size: int) -> Iterator[DecodedBatch]:
@@ -338,7 +346,7 @@ def _embed(
                        device_jpeg_pixels=device_jpeg_max_pixels() if on_device else 0),
         settings.batch_size,
     )
-    tagger = _tagger(settings, encoder)
+    tagger = build_tagger(settings, encoder, compute=False)  # None: tag_untagged does it afterwards
     done = 0
     path_of = dict(pending)
     last_save = time.monotonic()
@@ -355,8 +363,10 @@ def _embed(
             vectors = encoder.encode_pixels(batch.pixels)
             store.vectors.append(ids, vectors)  # durable before the catalog says `embedded`
             if tagger is not None:
-                for item, tags in zip(batch.ok, tagger.tag(vectors, threshold=settings.tag_threshold)):
-                    item["tags"] = tags
+                # from the vectors as stored (float16), as the tagging pass would: same tags either way
+                stored = vectors.astype(np.float16)
+                for item, tags in zip(batch.ok, tagger.tag(stored, threshold=settings.tag_threshold)):
+                    item["tags"], item["tags_model"] = tags, tagger.identity
         catalog.finish_batch(batch.ok, batch.failed)
         if batch.pixels is not None:
             index.add(ids, vectors)

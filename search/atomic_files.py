@@ -1,6 +1,12 @@
 """Writing files so that a crash at any instant leaves either the old file or the new one.
 
 temp file in the same folder -> write -> fsync -> rename over the target -> fsync the folder.
+
+This is the one seam through which vector segments, FAISS indexes, thumbnails and caches reach
+the disk, so a failed write is translated here, once: a full disk raises `DiskFullError`
+("disk full at PATH"), a read-only or forbidden folder `StorageError` (`search.storage_errors`);
+the temp file is removed and the old target is left as it was. Tests inject faults at
+`_write_and_sync`, the point where the bytes go out.
 """
 
 from __future__ import annotations
@@ -8,6 +14,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, NoReturn
+
+from search.storage_errors import storage_error
 
 __all__ = ["atomic_write_bytes", "fsync_dir"]
 
@@ -21,20 +30,38 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _write_and_sync(handle: BinaryIO, target: Path, chunks: list[bytes]) -> None:
+    """Write `chunks` (destined for `target`) to the open temp file and force them to disk."""
+    for chunk in chunks:
+        handle.write(chunk)
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
 def atomic_write_bytes(target: Path, chunks: bytes | list[bytes]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    """Replace `target` with `chunks` atomically and durably; see the module docstring."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        _raise_translated(exc, target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            for chunk in [chunks] if isinstance(chunks, bytes) else chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
+            _write_and_sync(handle, target, [chunks] if isinstance(chunks, bytes) else chunks)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            _raise_translated(exc, target)
         raise
     fsync_dir(target.parent)
+
+
+def _raise_translated(exc: OSError, path: Path) -> NoReturn:
+    translated = storage_error(exc, path)
+    if translated is exc:
+        raise exc
+    raise translated from exc

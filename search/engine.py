@@ -35,6 +35,7 @@ from search.image_source import is_archive_member, read_image_bytes
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
 from search.paths import decode_path, display_path
+from search.query_cache import QueryVectorCache
 from search.schemas import (
     AnswerResponse,
     CollectionStats,
@@ -111,6 +112,7 @@ class SearchEngine:
         self._lock = threading.Lock()
         self._indexes: dict[int, _LoadedIndex] = {}
         self._encoders: dict[tuple[int, str], Encoder] = {}
+        self.query_vectors = QueryVectorCache(settings.query_cache_size)
 
     # -- collections and indexes -------------------------------------------------------------
 
@@ -150,7 +152,7 @@ class SearchEngine:
         key = (collection.id, collection.model_id)
         encoder = self._encoders.get(key)
         if encoder is None:
-            encoder = load_encoder(collection.model_spec, self.settings.device)
+            encoder = load_encoder(collection.model_spec, self.settings.device, self.settings.cpu_precision)
             if encoder.model_id != collection.model_id:
                 raise ModelMismatchError(
                     f"Collection {collection.name!r} was indexed with {collection.model_id}, but its model spec "
@@ -190,7 +192,22 @@ class SearchEngine:
             raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}.")
         options = _Options(k=self._check_k(k), collection=collection, model=model, mode=mode, dedupe=dedupe,
                            tag=tag, rerank_k=self._rerank_k(rerank_k) if rerank else 0)
-        return self._search(lambda enc: enc.encode_texts([query]), options, query=query)
+        return self._search(
+            lambda enc: self.query_vectors.get(enc.model_id, query, lambda: enc.encode_texts([query])),
+            options, query=query)
+
+    def warm(self) -> list[str]:
+        """Load every collection's FAISS index and encoder and run one text and one image
+        through the encoder (the first call of a torch model builds its kernels), so the first
+        query is as fast as the tenth. Returns the names of the collections warmed."""
+        warmed = []
+        for info in self.catalog.list_collections():
+            self.index_for(info)
+            encoder = self._encoder(info, None)
+            encoder.encode_texts(["a photo"])
+            encoder.encode_images([Image.new("RGB", (encoder.image_size, encoder.image_size))])
+            warmed.append(info.name)
+        return warmed
 
     def search_image_bytes(self, data: bytes, *, k: int | None = None, collection: str | None = None,
                            source: str = "upload", dedupe: bool = False, tag: str | None = None) -> SearchResponse:

@@ -10,7 +10,12 @@ Hierarchy::
     │   └── SchemaOutOfDateError the catalog needs `pixseek db upgrade`
     ├── NotFoundError            an image id, collection or file that does not exist
     ├── InputError               a query, upload or path given by the user is unusable
-    └── IndexLockedError         another process is writing to the same collection
+    ├── IndexLockedError         another process is writing to the same collection
+    └── StorageError             the data directory cannot be written (read-only, no permission)
+        └── DiskFullError        no space left on the disk of a file pixseek was writing
+
+`StorageError` is also an `OSError` (it carries `errno` and `filename`), so code that already
+handles failed file writes keeps handling it.
 
 The CLI catches `PixseekError` once and prints the message; the web app maps each class
 to an HTTP status in one handler (`http_status`).
@@ -21,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "CatalogError",
     "ConfigError",
+    "DiskFullError",
     "IndexLockedError",
     "InputError",
     "ModelError",
@@ -28,6 +34,7 @@ __all__ = [
     "NotFoundError",
     "PixseekError",
     "SchemaOutOfDateError",
+    "StorageError",
 ]
 
 
@@ -75,3 +82,26 @@ class InputError(PixseekError):
 class IndexLockedError(PixseekError):
     http_status = 409
     code = "index_locked"
+
+
+class StorageError(PixseekError, OSError):
+    """A write under the data directory failed for a reason the user must fix (built by
+    `search.storage_errors.storage_error`, which names the path and what to do). `errno` and
+    `filename` are those of the failed write; `str()` is the sentence for the user."""
+
+    http_status = 503
+    code = "storage_error"
+
+    def __init__(self, message: str, *, errno: int | None = None, filename: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errno = errno
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DiskFullError(StorageError):
+    http_status = 507
+    code = "disk_full"

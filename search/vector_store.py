@@ -84,8 +84,11 @@ class VectorStore:
                 total += _HEADER.unpack(header)[3]
         return total
 
-    def iter_segments(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for _, path in self._segments():
+    def iter_segments(self, *, newest_first: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, float16 vectors) of each segment, oldest first (or newest first: then the first
+        vector seen for an id is its current one)."""
+        segments = self._segments()
+        for _, path in reversed(segments) if newest_first else segments:
             yield self._read_segment(path)
 
     def latest(self, wanted: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

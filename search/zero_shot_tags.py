@@ -14,17 +14,24 @@ for everything); the softmax turns them into "how much better than every other l
 threshold means the same for every label, and scores of one image sum to at most 1.
 
 Label embeddings depend only on (model, vocabulary, templates), so they are computed once per
-process and shared through a small cache. Tagging a batch of image vectors is then one matrix
-product plus a softmax, cheap enough to run on every image at index time.
+machine: kept in memory per process and on disk in the user cache directory, shared by every
+data directory (files are written atomically, so concurrent writers are safe). Computing them
+is the only real cost of tagging: the text tower runs on the prompts trimmed to their real
+length (about 8 of 77 tokens), 256 at a time, and on a CPU with one template per label
+(`templates_for`): the full 12-template ensemble costs about a minute there for the shipped
+709 labels, one template about 4 s. Tagging a batch of image vectors is then one matrix
+product plus a softmax.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
@@ -40,9 +47,12 @@ __all__ = [
     "DEFAULT_TOP_K",
     "DEFAULT_VOCABULARY_FILE",
     "PROMPT_TEMPLATES",
+    "SINGLE_TEMPLATE",
     "ZeroShotTagger",
     "clear_label_embedding_cache",
     "load_vocabulary",
+    "tagger_identity",
+    "templates_for",
 ]
 
 # Generic photo templates in the style of the CLIP paper's ImageNet ensemble (its "a photo of
@@ -63,6 +73,8 @@ PROMPT_TEMPLATES: tuple[str, ...] = (
     "a picture of a {}.",
 )
 
+SINGLE_TEMPLATE: tuple[str, ...] = (PROMPT_TEMPLATES[0],)
+
 DEFAULT_VOCABULARY_FILE = "tag_vocabulary.txt"
 DEFAULT_LOGIT_SCALE = 100.0
 DEFAULT_TOP_K = 5
@@ -70,6 +82,7 @@ DEFAULT_TAG_THRESHOLD = 0.1
 _TEXT_BATCH_SIZE = 256
 _CACHE_SIZE = 8
 
+logger = logging.getLogger(__name__)
 _cache_lock = threading.Lock()
 _label_embeddings: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
 
@@ -107,6 +120,22 @@ def load_vocabulary(path: Path | None = None) -> list[str]:
     return labels
 
 
+def tagger_identity(model_id: str, labels: Sequence[str]) -> str:
+    """What decides the labels an image gets: the model and the vocabulary (deduplicated, in
+    order). Recorded with the tags in the catalog."""
+    return f"{model_id}#vocabulary-{_digest(tuple(dict.fromkeys(labels)))[:16]}"
+
+
+def templates_for(choice: str, device: str) -> tuple[str, ...]:
+    """The prompt templates for the `tag_templates` setting: `single`, `ensemble`, or `auto`
+    (the ensemble where the text tower is cheap, on CUDA; one template on a CPU)."""
+    if choice == "ensemble" or (choice == "auto" and device.startswith("cuda")):
+        return PROMPT_TEMPLATES
+    if choice in ("single", "auto"):
+        return SINGLE_TEMPLATE
+    raise InputError(f"tag_templates must be auto, single or ensemble, got {choice!r}.")
+
+
 def _digest(items: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
 
@@ -117,31 +146,41 @@ def clear_label_embedding_cache() -> None:
         _label_embeddings.clear()
 
 
-def _disk_cached(cache_dir: Path | None, key: tuple[str, str, str], rows: int,
-                 compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Label embeddings from `cache_dir` when an earlier process computed them (a big text tower
-    needs minutes on a CPU for ~8,500 prompts), else computed and saved atomically."""
+def _cache_file(cache_dir: Path, key: tuple[str, str, str]) -> Path:
+    return cache_dir / f"labels-{hashlib.sha256('|'.join(key).encode()).hexdigest()[:24]}.npy"
+
+
+def _read_cached(cache_dir: Path | None, key: tuple[str, str, str], rows: int) -> np.ndarray | None:
+    """Label embeddings an earlier process saved in `cache_dir`, or None."""
     if cache_dir is None:
-        return compute()
-    name = hashlib.sha256("|".join(key).encode()).hexdigest()[:24]
-    path = cache_dir / f"labels-{name}.npy"
+        return None
     try:
-        cached = np.load(path, allow_pickle=False)
-        if cached.ndim == 2 and cached.shape[0] == rows and cached.dtype == np.float32:
-            cached.setflags(write=False)
-            return cached
+        cached = np.load(_cache_file(cache_dir, key), allow_pickle=False)
     except (OSError, ValueError):
-        pass
-    embeddings = compute()
+        return None
+    if cached.ndim != 2 or cached.shape[0] != rows or cached.dtype != np.float32:
+        return None
+    cached.setflags(write=False)
+    return cached
+
+
+def _save_cached(cache_dir: Path | None, key: tuple[str, str, str], embeddings: np.ndarray) -> None:
+    """Best effort: a cache that cannot be written (read-only home, full disk) costs only time."""
+    if cache_dir is None:
+        return
     buffer = io.BytesIO()
     np.save(buffer, embeddings, allow_pickle=False)
-    atomic_write_bytes(path, buffer.getvalue())
-    return embeddings
+    try:
+        atomic_write_bytes(_cache_file(cache_dir, key), buffer.getvalue())
+    except OSError as exc:
+        logger.warning("Could not cache tag label embeddings in %s (%s); they will be computed again.",
+                       cache_dir, exc)
 
 
 def _compute_label_embeddings(encoder: Encoder, labels: Sequence[str], templates: Sequence[str],
                               batch_size: int) -> np.ndarray:
     texts = [template.format(label) for label in labels for template in templates]
+    started = time.perf_counter()
     chunks = [np.asarray(encoder.encode_texts(texts[start : start + batch_size]), dtype=np.float32)
               for start in range(0, len(texts), batch_size)]
     prompts = np.concatenate(chunks).reshape(len(labels), len(templates), -1)
@@ -150,6 +189,8 @@ def _compute_label_embeddings(encoder: Encoder, labels: Sequence[str], templates
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
     means = np.ascontiguousarray(means, dtype=np.float32)
     means.setflags(write=False)
+    logger.info("Tag label embeddings: %d prompts for %d labels in %.1f s.", len(texts), len(labels),
+                time.perf_counter() - started)
     return means
 
 
@@ -159,13 +200,18 @@ class ZeroShotTagger:
     `vocabulary` defaults to the shipped one (`load_vocabulary()`); `templates` each hold one
     `{}` where the label goes. Label embeddings are computed in the constructor, or taken from
     the process-wide cache when another tagger already computed them for the same encoder
-    `model_id`, vocabulary and templates.
+    `model_id`, vocabulary and templates, or read from `cache_dir` when another process did.
+    With `compute=False` the constructor raises `LookupError` instead of computing them.
+
+    `identity` names what decides the labels an image gets (model and vocabulary); the catalog
+    records it with the tags, so images tagged by another model or vocabulary are tagged again.
     """
 
     def __init__(self, encoder: Encoder, vocabulary: Sequence[str] | None = None, *,
                  templates: Sequence[str] = PROMPT_TEMPLATES,
                  logit_scale: float = DEFAULT_LOGIT_SCALE,
-                 text_batch_size: int = _TEXT_BATCH_SIZE, cache_dir: Path | None = None) -> None:
+                 text_batch_size: int = _TEXT_BATCH_SIZE, cache_dir: Path | None = None,
+                 compute: bool = True) -> None:
         labels = load_vocabulary() if vocabulary is None else list(dict.fromkeys(vocabulary))
         if not labels:
             raise InputError("The tag vocabulary is empty: give at least one label.")
@@ -185,13 +231,17 @@ class ZeroShotTagger:
         self.logit_scale = float(logit_scale)
         self._labels = tuple(labels)
         self.vocabulary_hash = _digest(self._labels)
+        self.identity = tagger_identity(self.model_id, self._labels)
         key = (self.model_id, self.vocabulary_hash, _digest(self.templates))
         with _cache_lock:
             embeddings = _label_embeddings.get(key)
             if embeddings is None:
-                embeddings = _disk_cached(cache_dir, key, len(self._labels),
-                                          lambda: _compute_label_embeddings(encoder, self._labels,
-                                                                            self.templates, text_batch_size))
+                embeddings = _read_cached(cache_dir, key, len(self._labels))
+                if embeddings is None:
+                    if not compute:
+                        raise LookupError(f"no cached label embeddings for {self.identity}")
+                    embeddings = _compute_label_embeddings(encoder, self._labels, self.templates, text_batch_size)
+                    _save_cached(cache_dir, key, embeddings)
                 _label_embeddings[key] = embeddings
                 while len(_label_embeddings) > _CACHE_SIZE:
                     _label_embeddings.popitem(last=False)

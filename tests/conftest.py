@@ -35,6 +35,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("PIXSEEK_CACHE_DIR", str(tmp_path / "user-cache"))  # never the real ~/.cache
 
 
 def _postgres_available() -> str | None:

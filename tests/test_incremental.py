@@ -61,9 +61,9 @@ def test_one_writer_per_collection_and_the_lock_dies_with_its_holder(tmp_path, p
     lock_path = CollectionStore(settings, catalog, catalog.require_collection("default")).writer_lock().path
     catalog.close()
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(lock_path)!r}, os.O_RDWR)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")],
+        "import time\nfrom pathlib import Path\nfrom search.collection_store import WriterLock\n"
+        f"with WriterLock(Path({str(lock_path)!r}), 'default'):\n"
+        "    print('held', flush=True)\n    time.sleep(60)\n")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     refused = cli("index", str(photos.root), expect=1)

@@ -19,7 +19,8 @@ TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _wait(client: TestClient, job_id: int, states: set[str], timeout: float = 120) -> dict:
+def _wait(client: TestClient, job_id: int, states: set[str], timeout: float = 600) -> dict:
+    """Wait for the job's state (a generous ceiling: a loaded 2-core machine is slow, not wrong)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/api/jobs/{job_id}").json()

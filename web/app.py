@@ -9,7 +9,7 @@ from importlib.resources import files
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from swagger_ui_bundle import swagger_ui_path
@@ -21,6 +21,7 @@ from search.settings import Settings
 from web import jobs_api, pages
 from web.errors import install_error_handlers
 from web.job_runner import JobRunner
+from web.readiness import Readiness
 
 __all__ = ["create_app"]
 
@@ -40,10 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog = open_catalog(url, upgrade=url.startswith("sqlite"))
         app.state.engine = SearchEngine(settings, catalog)
         app.state.jobs = JobRunner(settings, catalog)
+        app.state.readiness.start(app.state.engine, warm=settings.warm_on_start)
         try:
             yield
         finally:
             app.state.jobs.shutdown()
+            app.state.readiness.wait()
             catalog.close()
 
     app = FastAPI(
@@ -55,12 +58,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.readiness = Readiness()
     app.state.templates = Jinja2Templates(directory=str(files("web").joinpath("templates")))
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness check")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["meta"], summary="Readiness check",
+             responses={503: {"description": "Not ready yet (models warming) or warming failed; the body says why."}})
+    def readyz() -> JSONResponse:
+        readiness: Readiness = app.state.readiness
+        try:
+            app.state.engine.catalog.list_collections()
+        except Exception as exc:  # noqa: BLE001 - whatever the database says, the answer is "not ready"
+            return JSONResponse({"status": "failed", "reason": f"catalog unreachable: {exc}"}, status_code=503)
+        body = {"status": readiness.state, "reason": readiness.reason, "collections": readiness.collections,
+                "warm_seconds": None if readiness.seconds is None else round(readiness.seconds, 3)}
+        return JSONResponse(body, status_code=200 if readiness.state == "ready" else 503)
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs() -> HTMLResponse:

@@ -66,6 +66,8 @@ def _global_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library log messages.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, stream=sys.stderr)
+    if not verbose:  # a writer lock taken over from a dead process is said, not hidden
+        logging.getLogger("search.collection_store").setLevel(logging.WARNING)
     overrides = {"data_dir": data_dir, "database_url": database_url, "device": device}
     ctx.obj = {key: value for key, value in overrides.items() if value is not None}
 
@@ -482,6 +484,53 @@ def serve(
     application = create_app(settings)
     stderr.print(f"pixseek serving {settings.data_dir} at http://{host}:{port}/  (API docs: /docs)")
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command()
+@_reports_errors
+def check(
+    ctx: typer.Context,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory to check [env: PIXSEEK_DATA_DIR].")] = None,
+    collection: Annotated[str | None, typer.Option(help="Check only this collection (default: all).")] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed: rebuild the FAISS index, "
+                                         "remove temp files, take over stale locks, re-queue lost vectors.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Verify that catalog, vector store and FAISS index agree; exit 1 while problems remain."""
+    from search.integrity import check_data_dir, require_catalog_exists
+
+    settings = _settings(ctx, data_dir=data_dir)
+    require_catalog_exists(settings)
+    catalog = _open_catalog(settings)
+    try:
+        report = check_data_dir(settings, catalog, collection=collection, repair=repair)
+    finally:
+        catalog.close()
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        table = Table(show_header=True, header_style="bold", title=report.data_dir)
+        for column in ("collection", "images", "embedded", "failed", "pending", "vectors", "index"):
+            table.add_column(column)
+        for c in report.collections:
+            table.add_row(c.name, str(c.images), str(c.embedded), str(c.failed), str(c.pending), str(c.vectors),
+                          str(c.index_vectors))
+        stdout.print(table)
+        for c in report.collections:
+            for finding in c.findings:
+                _print_finding(finding, c.name)
+        for finding in report.findings:
+            _print_finding(finding, None)
+        stdout.print("[green]OK:[/] catalog, vectors and index agree." if report.ok else
+                     "[red]Problems remain[/]" + ("." if repair else "; pixseek check --repair fixes what it can."))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_finding(finding: Any, collection: str | None) -> None:
+    mark = "[green]repaired[/]" if finding.repaired else "[red]problem[/]" if finding.problem else "[dim]note[/]"
+    where = f"{collection}: " if collection else ""
+    stdout.print(f"{mark} {where}{finding.message}", highlight=False, soft_wrap=True)
 
 
 @db_app.command("upgrade")

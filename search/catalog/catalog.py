@@ -7,23 +7,25 @@ opens its own short transaction, so a crash between two calls leaves the catalog
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from search.catalog.fulltext import search_text_for
 from search.catalog.job_queries import JobInfo, JobQueries, utcnow
 from search.catalog.migrate import current_revision, head_revision, upgrade_database
 from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
-from search.errors import CatalogError, NotFoundError, SchemaOutOfDateError
+from search.errors import CatalogError, NotFoundError, PixseekError, SchemaOutOfDateError
 from search.paths import display_path
+from search.storage_errors import disk_full_error, read_only_error
 
 SIDECAR_CAPTION_MODEL = "sidecar"  # captions read from x.txt / x.json beside an image
 
@@ -71,6 +73,7 @@ class ImageRecord:
     caption: str | None
     caption_model: str | None
     tags: list[Any] | None
+    tags_model: str | None = None  # the tagger that wrote `tags`; None: not tagged yet
 
     @property
     def display_path(self) -> str:
@@ -92,6 +95,7 @@ class ImageRecord:
             caption=row.caption,
             caption_model=row.caption_model,
             tags=row.tags,
+            tags_model=row.tags_model,
         )
 
 
@@ -135,9 +139,20 @@ class Catalog(JobQueries):
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed on success, rolled back on error."""
-        with self._sessions.begin() as session:
-            yield session
+        """A transaction: committed on success, rolled back on error.
+
+        The one seam where database failures a user must act on become `PixseekError`s: a
+        connection lost mid-transaction (the server restarted or dropped it; the pool checks
+        connections before use, so the next transaction reconnects by itself), a full disk or a
+        read-only SQLite file. Anything else propagates unchanged."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except DBAPIError as exc:
+            translated = _translate_database_error(exc, self.engine)
+            if translated is None:
+                raise
+            raise translated from exc
 
     # -- collections -------------------------------------------------------------------------
 
@@ -221,7 +236,8 @@ class Catalog(JobQueries):
                 s.execute(
                     update(Image)
                     .where(Image.id == image_id)
-                    .values(size=size, mtime=mtime, status=ImageStatus.PENDING, error=None, updated_at=now)
+                    .values(size=size, mtime=mtime, status=ImageStatus.PENDING, error=None, tags_model=None,
+                        updated_at=now)
                 )
 
     def pending_images(self, collection_id: int, path_keys: set[str] | None = None) -> list[tuple[int, str]]:
@@ -251,7 +267,7 @@ class Catalog(JobQueries):
                 row.status, row.error, row.updated_at = ImageStatus.EMBEDDED, None, now
                 row.width, row.height, row.content_hash = item.get("width"), item.get("height"), item.get("content_hash")
                 if "tags" in item:
-                    row.tags = item["tags"]
+                    row.tags, row.tags_model = item["tags"], item.get("tags_model")
                     row.search_text = search_text_for(row.path, row.caption, row.tags)
             for image_id, reason in failed:
                 s.execute(
@@ -347,6 +363,28 @@ class Catalog(JobQueries):
             row.search_text = search_text_for(row.path, row.caption, row.tags)
             row.updated_at = utcnow()
 
+    def untagged_ids(self, collection_id: int, tagger: str) -> list[int]:
+        """Embedded images whose tags were not written by `tagger` (never tagged, tagged by
+        another model or vocabulary, or re-embedded since), oldest first."""
+        with self.session() as s:
+            return list(s.scalars(
+                select(Image.id)
+                .where(Image.collection_id == collection_id, Image.status == ImageStatus.EMBEDDED,
+                       or_(Image.tags_model.is_(None), Image.tags_model != tagger))
+                .order_by(Image.id)
+            ))
+
+    def set_tags(self, tags_by_id: dict[int, list[dict[str, Any]]], tagger: str) -> None:
+        """Store the tags of a batch of images (one transaction) and refresh their full text."""
+        if not tags_by_id:
+            return
+        now = utcnow()
+        with self.session() as s:
+            for row in s.scalars(select(Image).where(Image.id.in_(list(tags_by_id)))):
+                row.tags, row.tags_model = tags_by_id[row.id], tagger
+                row.search_text = search_text_for(row.path, row.caption, row.tags)
+                row.updated_at = now
+
     def backfill_search_text(self, batch: int = 1000) -> int:
         """Fill `search_text` of rows that predate full-text search (once, after an upgrade)."""
         done = 0
@@ -383,6 +421,30 @@ class Catalog(JobQueries):
             row.count, row.generation, row.updated_at = count, generation, utcnow()
 
 
+def _translate_database_error(exc: DBAPIError, engine: Engine) -> PixseekError | None:
+    """The user-facing error for a failed catalog transaction, or None to let it propagate."""
+    message = str(exc.orig).strip()
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database or "the SQLite catalog"
+        if "disk is full" in message:
+            return disk_full_error(database)
+        if "readonly database" in message:
+            return read_only_error(database)
+        return None
+    lost = exc.connection_invalidated or isinstance(exc, OperationalError) and any(
+        sign in message for sign in ("terminating connection", "server closed the connection", "connection is lost")
+    )
+    if not lost:
+        return None
+    shown = engine.url.render_as_string(hide_password=True)
+    first_line = message.splitlines()[0] if message else type(exc.orig).__name__
+    return CatalogError(
+        f"Lost the connection to the catalog database {shown} ({first_line}): the server restarted or "
+        "dropped the connection. Everything already recorded is kept; run the same command again to "
+        "resume once the server is up."
+    )
+
+
 def _collection_info(row: Collection) -> CollectionInfo:
     return CollectionInfo(id=row.id, name=row.name, model_spec=row.model_spec, model_id=row.model_id, dim=row.dim)
 
@@ -413,6 +475,13 @@ def open_catalog(url: str, *, upgrade: bool = False) -> Catalog:
     except OperationalError as exc:
         engine.dispose()
         shown = make_url(url).render_as_string(hide_password=True)
+        if engine.dialect.name == "sqlite":
+            translated = _translate_database_error(exc, engine)
+            folder = Path(engine.url.database or ".").parent
+            if translated is None and not os.access(folder, os.W_OK):
+                translated = read_only_error(folder)  # e.g. "unable to open database file"
+            if translated is not None:
+                raise translated from exc
         raise CatalogError(
             f"Cannot open the catalog at {shown}: {exc.orig}. Check PIXSEEK_DATABASE_URL "
             "(or unset it to use the SQLite file in the data directory)."

@@ -86,6 +86,7 @@ class Image(Base):
     caption: Mapped[str | None] = mapped_column(Text)
     caption_model: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list | None] = mapped_column(JSON)
+    tags_model: Mapped[str | None] = mapped_column(Text)  # the tagger that wrote `tags`; NULL: untagged
     # What full-text search matches: file name words, caption, tag labels (search.catalog.fulltext).
     search_text: Mapped[str | None] = mapped_column(Text)
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

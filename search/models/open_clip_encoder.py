@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image
 
 from search.errors import ModelError
+from search.models.causal_text import can_trim_text, encode_text_trimmed
+from search.models.cpu_inference import PROBE_TEXTS, CpuPrecisionChoice, apply_cpu_precision, probe_pixels
 from search.models.model_spec import RANDOM_SEED, EncoderSpec
 from search.models.open_clip_configs import register_pixseek_configs
 from search.models.pixel_transform import PixelTransform
@@ -54,7 +56,9 @@ def _missing_weights_message(spec: EncoderSpec, cause: BaseException) -> str:
 class OpenClipEncoder:
     """An open_clip CLIP model behind the `Encoder` protocol."""
 
-    def __init__(self, spec: EncoderSpec, device: str = "cpu") -> None:
+    def __init__(self, spec: EncoderSpec, device: str = "cpu", cpu_precision: str = "auto") -> None:
+        """`cpu_precision` (auto, fp32, bf16; see `search.models.cpu_inference`) applies on the
+        CPU only; CUDA runs fp16."""
         import open_clip
         import torch
 
@@ -93,9 +97,15 @@ class OpenClipEncoder:
             raise ModelError(f"Could not load model {spec.spec!r}: {exc}") from exc
         model.eval()
         self._model = model
+        self._trim_text = can_trim_text(model)
         self.pixel_transform = PixelTransform(preprocess)
         size = getattr(model.visual, "image_size", 224)
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.cpu_precision: CpuPrecisionChoice | None = None
+        if device == "cpu":
+            probe = self.pixel_transform.normalise(probe_pixels(self.image_size))
+            self.cpu_precision = apply_cpu_precision(model, cpu_precision, probe, self._tokenizer(list(PROBE_TEXTS)))
+            self._dtype = self.cpu_precision.image_dtype
         self.dim = int(self.encode_texts(["a photo"]).shape[1])
 
     def _normalise(self, features: Any) -> np.ndarray:
@@ -124,6 +134,8 @@ class OpenClipEncoder:
 
         with torch.inference_mode():
             tokens = self._tokenizer(list(texts)).to(self.device)
+            if self._trim_text:
+                return self._normalise(encode_text_trimmed(self._model, tokens))
             return self._normalise(self._model.encode_text(tokens))
 
     @property
