@@ -17,8 +17,8 @@ import torch
 from benchmarks.photo_corpus import build_photo_corpus
 from indexer.pipeline import index_paths
 from search.catalog import open_catalog
-from search.collection_store import CollectionStore
-from search.engine import SearchEngine
+from search.storage.collection_store import CollectionStore
+from search.query.engine import SearchEngine
 from search.settings import Settings
 
 

@@ -10,7 +10,7 @@ Random weights (`MODEL/random`) cost exactly what real weights cost, so the figu
 the real models. End to end = scan + decode workers + encoder + vector store + catalog + FAISS,
 with the encoder already loaded (its one-off load time is reported separately). "device
 decode" is `torchvision.io.decode_jpeg` on the encoder's device plus orientation, resize and
-crop there (`indexer.device_jpeg`): on a CPU that is one core decoding at full size.
+crop there (`indexer.decode.device_jpeg`): on a CPU that is one core decoding at full size.
 
 "ceiling" is the best end-to-end rate the two stages allow. Stages that take turns add their
 times: 1 / (1/model + 1/decode). That is the case on a CPU, where worker decoding and the model
@@ -40,11 +40,11 @@ import torch
 
 from benchmarks.first_index import time_first_index
 from benchmarks.photo_corpus import build_photo_corpus
-from indexer.decode_worker import DecodedBatch, undecoded_jpeg
-from indexer.device_jpeg import DeviceJpegDecoder
+from indexer.decode.worker import DecodedBatch, undecoded_jpeg
+from indexer.decode.device_jpeg import DeviceJpegDecoder
 from indexer.pipeline import index_paths
 from search.catalog import open_catalog
-from search.image_decode import decode_file
+from search.images.decode import decode_file
 from search.models import load_encoder
 from search.settings import Settings
 

@@ -19,12 +19,12 @@ import faiss
 import numpy as np
 
 from indexer.pipeline import index_paths
-from indexer.tiny_clip_training import ensure_world_and_model
+from indexer.quality.tiny_clip_training import ensure_world_and_model
 from search.catalog import open_catalog
-from search.collection_store import CollectionStore
-from search.engine import SearchEngine
+from search.storage.collection_store import CollectionStore
+from search.query.engine import SearchEngine
 from search.models import load_encoder
-from search.paths import encode_path, path_key
+from search.images.paths import encode_path, path_key
 from search.settings import Settings
 
 KS = (1, 5, 10)

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from indexer.decode_worker import DecodedBatch, decode_batches
-from indexer.device_jpeg import DeviceJpegDecoder, device_jpeg_max_pixels, use_device_jpeg
+from indexer.decode.worker import DecodedBatch, decode_batches
+from indexer.decode.device_jpeg import DeviceJpegDecoder, device_jpeg_max_pixels, use_device_jpeg
 from indexer.sources import (
     FoundFile,
     PruneScope,
@@ -35,19 +35,19 @@ from indexer.sources import (
     iter_file_list,
     iter_sources,
 )
-from indexer.tagging import build_tagger, tag_untagged
+from indexer.enrich.tags import build_tagger, tag_untagged
 from search.catalog import Catalog, CollectionInfo, KnownImage
-from search.collection_store import CollectionStore
-from search.content_hash import hash_bytes, hash_file
+from search.storage.collection_store import CollectionStore
+from search.images.content_hash import hash_bytes, hash_file
 from search.errors import ModelMismatchError
-from search.faiss_index import VectorIndex
-from search.image_decode import DecodeFailure
-from search.image_source import is_archive_member, read_image_bytes
+from search.storage.faiss_index import VectorIndex
+from search.images.decode import DecodeFailure
+from search.images.source import is_archive_member, read_image_bytes
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
-from search.paths import decode_path, display_path, path_key
+from search.images.paths import decode_path, display_path, path_key
 from search.settings import Settings
-from search.zero_shot_tags import load_vocabulary, tagger_identity
+from search.models.zero_shot_tags import load_vocabulary, tagger_identity
 
 __all__ = ["IndexReport", "ProgressCallback", "index_paths"]
 

@@ -11,7 +11,7 @@ Shards: a PATH that names an uncompressed `.tar` file, or a brace pattern such a
 `data/shards-{000..009}.tar` (expanded by webdataset's own shard-list expansion), is read as a
 WebDataset shard. Members are grouped into samples by the WebDataset convention (key = member
 path up to the first dot of the basename, webdataset's `base_plus_ext`); each sample with an
-image member is one item, stored as `<shard>#<member>` (`search.image_source`). A scan reads
+image member is one item, stored as `<shard>#<member>` (`search.images.source`). A scan reads
 the tar headers and the small sidecar members only, never image data, so re-scanning a large
 unchanged dataset costs one pass over its headers.
 
@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import InputError
-from search.image_source import archive_member_path, split_archive_path
-from search.paths import encode_path
+from search.images.source import archive_member_path, split_archive_path
+from search.images.paths import encode_path
 
 __all__ = [
     "CAPTION_MAX_CHARS",
@@ -86,7 +86,7 @@ class FoundFile:
 
     @property
     def stored_path(self) -> str:
-        """The catalog form of this item's location (`search.paths` / `search.image_source`)."""
+        """The catalog form of this item's location (`search.images.paths` / `search.images.source`)."""
         if self.member is None:
             return encode_path(self.path)
         return archive_member_path(self.path, self.member)

@@ -86,7 +86,7 @@ class IndexLockedError(PixseekError):
 
 class StorageError(PixseekError, OSError):
     """A write under the data directory failed for a reason the user must fix (built by
-    `search.storage_errors.storage_error`, which names the path and what to do). `errno` and
+    `search.storage.storage_errors.storage_error`, which names the path and what to do). `errno` and
     `filename` are those of the failed write; `str()` is the sentence for the user."""
 
     http_status = 503

@@ -24,11 +24,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from search.catalog import open_catalog
-from search.engine import SearchEngine
-from search.faiss_index import VectorIndex
-from search.integrity import check_data_dir
+from search.query.engine import SearchEngine
+from search.storage.faiss_index import VectorIndex
+from search.storage.integrity import check_data_dir
 from search.settings import Settings
-from search.vector_store import VectorStore
+from search.storage.vector_store import VectorStore
 
 __all__ = [
     "EVENT_CEILING_S",

@@ -53,11 +53,11 @@ def _run_child(request: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    import indexer.enrich  # noqa: F401 - what the commands import lazily, imported once here
+    import indexer.enrich.captions  # noqa: F401 - what the commands import lazily, imported once here
     import indexer.jobs  # noqa: F401
     import open_clip  # noqa: F401 - imported by the encoder registry on first use (seconds)
-    import search.engine  # noqa: F401
-    import search.integrity  # noqa: F401
+    import search.query.engine  # noqa: F401
+    import search.storage.integrity  # noqa: F401
     import web.cli  # noqa: F401
 
     children: set[int] = set()

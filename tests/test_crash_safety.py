@@ -29,8 +29,8 @@ import numpy as np
 import pytest
 
 from search.catalog import Catalog, open_catalog
-from search.faiss_index import VectorIndex
-from search.integrity import check_data_dir
+from search.storage.faiss_index import VectorIndex
+from search.storage.integrity import check_data_dir
 from search.settings import Settings
 from tests.crash_harness import (
     EVENT_CEILING_S,
@@ -314,14 +314,16 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
 def test_sigkill_of_the_server_during_an_api_job_then_resume(settings: Settings, tmp_path: Path) -> None:
     """An API job decodes in *spawned* workers (it runs in a server thread); killing the server
     must take them along too, and a new server's job resumes the work."""
-    corpus = draw_corpus(tmp_path / "corpus", 240)
-    env = crash_env(settings, PIXSEEK_TAGS="false", PIXSEEK_BATCH_SIZE="4")
+    corpus = draw_corpus(tmp_path / "corpus", 400)
+    env = crash_env(settings, PIXSEEK_TAGS="false", PIXSEEK_BATCH_SIZE="2")
     subprocess.run(_pixseek("db", "upgrade"), env=env, check=True, capture_output=True)
     server, port = _serve(env, tmp_path / "server-1.log")
+    vectors = settings.data_dir / "collections" / "1" / "vectors"
     try:
         job = _api(port, "/api/jobs", {"path": str(corpus.root)})
-        wait_for(lambda: _api(port, f"/api/jobs/{job['id']}")["done"] >= 8, "the API job to embed a batch",
-                 poll=0.05)
+        # The job row's progress is written once a second; the vector files show the work at once.
+        wait_for(lambda: vectors.is_dir() and len(list(vectors.glob("seg-*.pxvs"))) >= 2,
+                 "the API job to store its first batches", poll=0.01)
         server.send_signal(signal.SIGKILL)
         assert server.wait(timeout=EVENT_CEILING_S) == -signal.SIGKILL
         gone = wait_session_gone(server.pid, within=5.0)
@@ -335,6 +337,7 @@ def test_sigkill_of_the_server_during_an_api_job_then_resume(settings: Settings,
             _api(port, f"/api/jobs/{resumed['id']}")), "the resumed API job to finish", poll=0.2)
         assert finished["state"] == "done", finished
         first = _api(port, f"/api/jobs/{job['id']}")
+        assert first["state"] != "done", "the job finished before it could be killed: make the corpus bigger"
         assert first["state"] == "failed" and "interrupted" in first["error"], first
     finally:
         server.send_signal(signal.SIGTERM)

@@ -17,15 +17,15 @@ import torch
 from PIL import Image, ImageOps
 
 from benchmarks.photo_corpus import build_photo_corpus
-from indexer import device_jpeg
-from indexer.decode_worker import DecodedBatch, undecoded_jpeg
-from indexer.device_jpeg import DeviceJpegDecoder, orient, shrink, use_device_jpeg
+from indexer.decode import device_jpeg
+from indexer.decode.worker import DecodedBatch, undecoded_jpeg
+from indexer.decode.device_jpeg import DeviceJpegDecoder, orient, shrink, use_device_jpeg
 from search.catalog import open_catalog
 from search.errors import ConfigError
-from search.image_decode import PlainJpeg, decode_bytes, plain_jpeg_header
+from search.images.decode import PlainJpeg, decode_bytes, plain_jpeg_header
 from search.models import load_encoder
 from search.models.pixel_transform import PixelTransform
-from search.paths import decode_path
+from search.images.paths import decode_path
 from search.settings import Settings
 from tests.conftest import Cli
 
@@ -229,7 +229,7 @@ def test_auto_decodes_on_the_device_only_with_cuda(transform: PixelTransform, ca
         use_device_jpeg("gpu", cpu)
     if not torch.cuda.is_available():
         # CUDA asked for but absent: auto says why and keeps the workers; `device` refuses to start.
-        with caplog.at_level(logging.WARNING, logger="indexer.device_jpeg"):
+        with caplog.at_level(logging.WARNING, logger="indexer.decode.device_jpeg"):
             assert use_device_jpeg("auto", _Stand("cuda", transform)) is False
         assert "torchvision cannot decode on cuda" in caplog.text
         with pytest.raises(ConfigError, match="use --jpeg-decode workers"):
@@ -252,7 +252,7 @@ def test_models_whose_resize_needs_pillow_keep_the_workers() -> None:
 
 def _vectors(settings: Settings) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Stored vectors and failure reasons by file name."""
-    from search.collection_store import CollectionStore
+    from search.storage.collection_store import CollectionStore
 
     catalog = open_catalog(settings.resolved_database_url())
     try:

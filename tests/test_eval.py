@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from indexer.evaluation import recall_at
+from indexer.quality.evaluation import recall_at
 from search.settings import Settings
 from tests.conftest import Cli
 

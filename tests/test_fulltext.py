@@ -24,7 +24,7 @@ from search.catalog.fulltext import (
 )
 from search.catalog.migrate import alembic_config, downgrade_database, upgrade_database
 from search.catalog.schema import Base, Image
-from search.paths import path_key
+from search.images.paths import path_key
 
 HOSTILE_QUERIES = [
     '"',

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from search.catalog import open_catalog
-from search.engine import SearchEngine
+from search.query.engine import SearchEngine
 from search.models.generative_registry import register_reranker
 from search.settings import Settings
 from tests.conftest import Cli

@@ -17,8 +17,8 @@ from PIL import Image, ImageChops, ImageStat
 
 from indexer.sources import iter_image_files
 from search.catalog import open_catalog
-from search.image_decode import MAX_ASPECT_RATIO, DecodeFailure, decode_bytes, decode_file
-from search.paths import decode_path, display_path, encode_path
+from search.images.decode import MAX_ASPECT_RATIO, DecodeFailure, decode_bytes, decode_file
+from search.images.paths import decode_path, display_path, encode_path
 from search.settings import Settings
 from tests.conftest import Cli
 from tests.hostile_files import HostileCorpus, heif_supported, make_hostile_corpus

@@ -51,7 +51,7 @@ def test_one_writer_per_collection_and_the_lock_dies_with_its_holder(tmp_path, p
     import sys
 
     from search.catalog import open_catalog
-    from search.collection_store import CollectionStore
+    from search.storage.collection_store import CollectionStore
     from search.settings import Settings
 
     settings = Settings(data_dir=tmp_path / "d", model="tiny-test", workers=0, device="cpu", tags=False)
@@ -61,7 +61,7 @@ def test_one_writer_per_collection_and_the_lock_dies_with_its_holder(tmp_path, p
     lock_path = CollectionStore(settings, catalog, catalog.require_collection("default")).writer_lock().path
     catalog.close()
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import time\nfrom pathlib import Path\nfrom search.collection_store import WriterLock\n"
+        "import time\nfrom pathlib import Path\nfrom search.storage.collection_store import WriterLock\n"
         f"with WriterLock(Path({str(lock_path)!r}), 'default'):\n"
         "    print('held', flush=True)\n    time.sleep(60)\n")],
         stdout=subprocess.PIPE, text=True)
@@ -84,7 +84,7 @@ def test_searches_see_new_images_while_an_index_run_is_going_on(tmp_path) -> Non
     from PIL import Image
 
     from search.catalog import open_catalog
-    from search.engine import SearchEngine
+    from search.query.engine import SearchEngine
     from search.errors import PixseekError
     from search.settings import Settings
 

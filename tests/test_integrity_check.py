@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from search.catalog import open_catalog
-from search.collection_store import WriterLock
+from search.storage.collection_store import WriterLock
 from search.settings import Settings
 from tests.conftest import Cli
 from tests.crash_harness import assert_invariant, draw_corpus

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from search.errors import CatalogError
-from search.faiss_index import VectorIndex
-from search.vector_store import VectorStore
+from search.storage.faiss_index import VectorIndex
+from search.storage.vector_store import VectorStore
 
 
 def _unit(n: int, dim: int, seed: int) -> np.ndarray:

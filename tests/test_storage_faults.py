@@ -31,12 +31,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from search import atomic_files
+from search.storage import atomic_files
 from search.catalog import open_catalog
 from search.errors import CatalogError
-from search.integrity import check_data_dir
+from search.storage.integrity import check_data_dir
 from search.settings import Settings
-from search.vector_store import VectorStore
+from search.storage.vector_store import VectorStore
 from tests.conftest import Cli
 from tests.crash_harness import EVENT_CEILING_S, assert_invariant, crash_env, draw_corpus, draw_image, wait_for
 

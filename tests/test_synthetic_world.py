@@ -21,7 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
-from indexer.synthetic_world import (
+from indexer.quality.synthetic_world import (
     BACKGROUNDS,
     COLOURS,
     SHAPES,
@@ -30,7 +30,7 @@ from indexer.synthetic_world import (
     generate_world,
     load_world,
 )
-from indexer.tiny_clip_training import MODEL_CONFIG_PATH, ensure_world_and_model
+from indexer.quality.tiny_clip_training import MODEL_CONFIG_PATH, ensure_world_and_model
 from tests.world_fixtures import WORLD_SEED, world_cache_dir
 
 SMALL_WORLD = {"n_train": 120, "n_test": 40}

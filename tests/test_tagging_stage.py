@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import indexer.tagging
+import indexer.enrich.tags
 from indexer.pipeline import index_paths
 from search.catalog import Catalog, open_catalog
 from search.settings import Settings
-from search.zero_shot_tags import clear_label_embedding_cache
+from search.models.zero_shot_tags import clear_label_embedding_cache
 from tests.photos import PhotoSet
 
 
@@ -61,7 +61,7 @@ def test_cold_cache_tags_after_embedding_and_warm_cache_tags_inline(settings: Se
 def test_a_stopped_tagging_pass_resumes_with_the_rest(settings: Settings, photos: PhotoSet,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _tag_settings(settings)
-    monkeypatch.setattr(indexer.tagging, "TAG_COMMIT_ROWS", 2)
+    monkeypatch.setattr(indexer.enrich.tags, "TAG_COMMIT_ROWS", 2)
     catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
     with closing(catalog):
         calls = iter(range(1000))
@@ -105,7 +105,7 @@ def test_a_new_vocabulary_or_a_changed_file_is_tagged_again(settings: Settings, 
 
 
 def test_single_template_on_cpu_and_the_ensemble_on_request() -> None:
-    from search.zero_shot_tags import PROMPT_TEMPLATES, SINGLE_TEMPLATE, templates_for
+    from search.models.zero_shot_tags import PROMPT_TEMPLATES, SINGLE_TEMPLATE, templates_for
 
     assert templates_for("auto", "cpu") == SINGLE_TEMPLATE
     assert templates_for("auto", "cuda:0") == PROMPT_TEMPLATES

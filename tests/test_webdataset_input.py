@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from indexer.decode_worker import decode_batches
+from indexer.decode.worker import decode_batches
 from indexer.sources import (
     CAPTION_MAX_CHARS,
     PruneScope,
@@ -26,8 +26,8 @@ from indexer.sources import (
     source_roots_for_prune,
 )
 from search.errors import InputError
-from search.image_decode import DecodeFailure, decode_stored
-from search.image_source import (
+from search.images.decode import DecodeFailure, decode_stored
+from search.images.source import (
     archive_member_path,
     is_archive_member,
     read_image_bytes,

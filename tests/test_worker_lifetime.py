@@ -22,7 +22,7 @@ from tests.crash_harness import ROOT, wait_for, wait_session_gone
 _PARENT = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from indexer.worker_lifetime import die_with_parent
+    from indexer.decode.worker_lifetime import die_with_parent
     when, folder = sys.argv[1], Path(sys.argv[2])
     parent = os.getpid()
     child = os.fork()
@@ -70,14 +70,14 @@ def test_a_worker_whose_parent_died_before_it_was_set_up_exits_at_once(tmp_path:
 
 
 def test_a_worker_with_a_living_parent_runs_on() -> None:
-    script = ("import os, sys\nfrom indexer.worker_lifetime import die_with_parent\n"
+    script = ("import os, sys\nfrom indexer.decode.worker_lifetime import die_with_parent\n"
               "die_with_parent(os.getppid())\nprint('running', flush=True)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout == "running\n", done.stderr
 
 
 def test_the_worker_start_marker_is_written_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer.worker_lifetime import WORKER_STARTED_DIR_ENV, announce_worker_start
+    from indexer.decode.worker_lifetime import WORKER_STARTED_DIR_ENV, announce_worker_start
 
     announce_worker_start()
     assert not list(tmp_path.iterdir())

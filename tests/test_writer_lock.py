@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from search.collection_store import WriterLock
+from search.storage.collection_store import WriterLock
 from search.errors import IndexLockedError
 from tests.crash_harness import ROOT
 
@@ -23,7 +23,7 @@ from tests.crash_harness import ROOT
 _HOLDER_WITH_A_FORKED_CHILD = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from search.collection_store import WriterLock
+    from search.storage.collection_store import WriterLock
     lock = WriterLock(Path(sys.argv[1]), "photos").__enter__()
     child = os.fork()
     if child == 0:
@@ -57,7 +57,7 @@ def test_a_forked_child_never_holds_the_lock_and_a_dead_holder_frees_it(
         holder.send_signal(signal.SIGKILL)
         holder.wait()
         assert _alive(child), "the test needs the forked child alive, as an orphaned worker would be"
-        with caplog.at_level(logging.WARNING, logger="search.collection_store"):
+        with caplog.at_level(logging.WARNING, logger="search.storage.collection_store"):
             with WriterLock(lock_path, "photos") as lock:  # at once: no waiting for the orphan
                 assert lock.holder() == os.getpid()
         assert f"left by process {holder.pid}, which is gone" in caplog.text
@@ -89,7 +89,7 @@ def test_a_lock_left_by_a_dead_process_is_reported_and_taken_over(tmp_path: Path
     lock_path.write_text(str(dead.pid))
     lock = WriterLock(lock_path, "photos")
     assert lock.holder() is None and lock.left_by() == dead.pid
-    with caplog.at_level(logging.WARNING, logger="search.collection_store"), lock:
+    with caplog.at_level(logging.WARNING, logger="search.storage.collection_store"), lock:
         pass
     assert f"Taking over the writer lock of collection 'photos' ({lock_path}): it was left by process {dead.pid}" \
         in caplog.text

@@ -18,7 +18,7 @@ from PIL import Image
 
 from search.errors import InputError, ModelMismatchError
 from search.models.encoder import Encoder
-from search.zero_shot_tags import (
+from search.models.zero_shot_tags import (
     PROMPT_TEMPLATES,
     ZeroShotTagger,
     clear_label_embedding_cache,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.tiny_clip_training import ensure_world_and_model
+from indexer.quality.tiny_clip_training import ensure_world_and_model
 
 __all__ = ["WORLD_SEED", "trained_world", "world_cache_dir"]
 

@@ -1,4 +1,4 @@
-"""The ASGI app factory: one FastAPI app serving the JSON API (`search.api`), the HTML pages
+"""The ASGI app factory: one FastAPI app serving the JSON API (`web.api.search`), the HTML pages
 and the static files. Nothing is built at import time; `create_app(settings)` makes an app."""
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from swagger_ui_bundle import swagger_ui_path
 
-from search import api
+from web.api import search as search_api
 from search.catalog import open_catalog
-from search.engine import SearchEngine
+from search.query.engine import SearchEngine
 from search.settings import Settings
-from web import jobs_api, pages
+from web import pages
+from web.api import jobs as jobs_api
 from web.errors import install_error_handlers
-from web.job_runner import JobRunner
+from indexer.job_runner import JobRunner
 from web.readiness import Readiness
 
 __all__ = ["create_app"]
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
 
-    app.include_router(api.router)
+    app.include_router(search_api.router)
     app.include_router(jobs_api.router)
     app.include_router(pages.router)
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")

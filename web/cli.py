@@ -67,7 +67,10 @@ def _global_options(
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, stream=sys.stderr)
     if not verbose:  # a writer lock taken over from a dead process is said, not hidden
-        logging.getLogger("search.collection_store").setLevel(logging.WARNING)
+        logging.getLogger("search.storage.collection_store").setLevel(logging.WARNING)
+        # psycopg sets its own logger to WARNING; its notes on a dropped connection would come
+        # on top of the one sentence that says what happened and what to do (-v shows them)
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
     overrides = {"data_dir": data_dir, "database_url": database_url, "device": device}
     ctx.obj = {key: value for key, value in overrides.items() if value is not None}
 
@@ -198,7 +201,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"results\": [...]} as JSON.")] = False,
 ) -> None:
     """Search by text (QUERY) or by an example image (--image)."""
-    from search.engine import SearchEngine
+    from search.query.engine import SearchEngine
     from search.errors import InputError
 
     if (query is None) == (image is None):
@@ -263,7 +266,7 @@ def caption(
 
 def _run_captioning(settings: Settings, catalog: Any, collection: str | None, batch_size: int,
                     transient: bool) -> Any:
-    from indexer.enrich import caption_images
+    from indexer.enrich.captions import caption_images
 
     progress = Progress(TextColumn("[bold]Captioning"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=stderr, transient=transient)
@@ -283,7 +286,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"answer\": ...} as JSON.")] = False,
 ) -> None:
     """Ask a question about one image (BLIP-2 "Question: ... Answer:")."""
-    from search.engine import SearchEngine
+    from search.query.engine import SearchEngine
 
     settings = _settings(ctx, captioner=captioner)
     catalog = _open_catalog(settings)
@@ -304,7 +307,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Counts of images, vectors and the encoder for the data directory."""
-    from search.engine import SearchEngine
+    from search.query.engine import SearchEngine
 
     settings = _settings(ctx)
     catalog = _open_catalog(settings)
@@ -334,7 +337,7 @@ def dupes(
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"groups\": [...]} as JSON.")] = False,
 ) -> None:
     """List groups of near-identical images (found with the FAISS index)."""
-    from search.engine import SearchEngine
+    from search.query.engine import SearchEngine
 
     settings = _settings(ctx)
     catalog = _open_catalog(settings)
@@ -378,8 +381,8 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Measure text->image and image->text Recall@K through pixseek's own index and search."""
-    from indexer.eval_datasets import load_eval_dataset
-    from indexer.evaluation import evaluate_retrieval
+    from indexer.quality.eval_datasets import load_eval_dataset
+    from indexer.quality.evaluation import evaluate_retrieval
 
     ks = _parse_ks(k)
     settings = _settings(ctx)
@@ -416,7 +419,7 @@ def demo(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Offline demo: train a tiny CLIP on a synthetic world, index its test split, search it."""
-    from indexer.demo import run_demo
+    from indexer.quality.demo import run_demo
 
     settings = _settings(ctx)
     result = run_demo(folder, device=settings.device, progress=lambda m: stderr.print(f"[dim]{m}[/]"))
@@ -497,7 +500,7 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Verify that catalog, vector store and FAISS index agree; exit 1 while problems remain."""
-    from search.integrity import check_data_dir, require_catalog_exists
+    from search.storage.integrity import check_data_dir, require_catalog_exists
 
     settings = _settings(ctx, data_dir=data_dir)
     require_catalog_exists(settings)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from search.api import get_engine, read_upload
-from search.engine import MAX_K, SEARCH_MODES, SearchEngine
+from web.api.search import get_engine, read_upload
+from search.query.engine import MAX_K, SEARCH_MODES, SearchEngine
 from search.errors import PixseekError
 
 __all__ = ["router"]

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Literal
 
-from search.engine import SearchEngine
+from search.query.engine import SearchEngine
 from search.errors import PixseekError
 
 __all__ = ["Readiness"]

@@ -24,8 +24,8 @@ from search.catalog.job_queries import JobInfo, JobQueries, utcnow
 from search.catalog.migrate import current_revision, head_revision, upgrade_database
 from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
 from search.errors import CatalogError, NotFoundError, PixseekError, SchemaOutOfDateError
-from search.paths import display_path
-from search.storage_errors import disk_full_error, read_only_error
+from search.images.paths import display_path
+from search.storage.storage_errors import disk_full_error, read_only_error
 
 SIDECAR_CAPTION_MODEL = "sidecar"  # captions read from x.txt / x.json beside an image
 

@@ -30,7 +30,7 @@ from sqlalchemy import bindparam, text
 
 from search.catalog.schema import ImageStatus
 from search.errors import CatalogError
-from search.paths import display_path
+from search.images.paths import display_path
 
 if TYPE_CHECKING:
     from search.catalog.catalog import Catalog

@@ -18,10 +18,10 @@ from collections.abc import Callable
 import numpy as np
 
 from search.catalog import Catalog
-from search.collection_store import CollectionStore
+from search.storage.collection_store import CollectionStore
 from search.models import Encoder
 from search.settings import Settings
-from search.zero_shot_tags import ZeroShotTagger, load_vocabulary, tagger_identity, templates_for
+from search.models.zero_shot_tags import ZeroShotTagger, load_vocabulary, tagger_identity, templates_for
 
 __all__ = ["TAG_COMMIT_ROWS", "build_tagger", "tag_untagged"]
 

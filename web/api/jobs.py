@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from search.job_schemas import JobRequest, JobResponse
 from web.auth import require_admin
-from web.job_runner import JobRunner
+from indexer.job_runner import JobRunner
 
 __all__ = ["router"]
 

@@ -22,20 +22,20 @@ from PIL import Image
 
 from search.catalog import Catalog, CollectionInfo, ImageRecord
 from search.catalog.fulltext import full_text_search, reciprocal_rank_fusion
-from search.collection_store import CollectionStore
-from search.duplicates import (
+from search.storage.collection_store import CollectionStore
+from search.query.duplicates import (
     DEFAULT_DUPLICATE_THRESHOLD,
     collapse_near_duplicates,
     duplicate_groups,
 )
 from search.errors import InputError, ModelMismatchError, NotFoundError
-from search.faiss_index import VectorIndex
-from search.image_decode import DecodeFailure, decode_bytes, decode_stored
-from search.image_source import is_archive_member, read_image_bytes
+from search.storage.faiss_index import VectorIndex
+from search.images.decode import DecodeFailure, decode_bytes, decode_stored
+from search.images.source import is_archive_member, read_image_bytes
 from search.models import Encoder, load_encoder
 from search.models.model_spec import parse_encoder_spec
-from search.paths import decode_path, display_path
-from search.query_cache import QueryVectorCache
+from search.images.paths import decode_path, display_path
+from search.query.query_cache import QueryVectorCache
 from search.schemas import (
     AnswerResponse,
     CollectionStats,
@@ -48,7 +48,7 @@ from search.schemas import (
     Tag,
 )
 from search.settings import Settings
-from search.thumbnails import thumbnail_for
+from search.images.thumbnails import thumbnail_for
 
 __all__ = ["MAX_K", "MAX_QUERY_CHARS", "MAX_RERANK_K", "SEARCH_MODES", "SearchEngine"]
 

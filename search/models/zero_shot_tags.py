@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.atomic_files import atomic_write_bytes
+from search.storage.atomic_files import atomic_write_bytes
 from search.errors import InputError, ModelMismatchError
 from search.models.encoder import Encoder
 

@@ -5,7 +5,7 @@ one bad file never stops a batch.
 
 With `device_jpeg`, a worker does not decode plain JPEGs (`plain_jpeg_header`): it reads and
 hashes the bytes and passes them on, and the main process decodes them on the encoder's device
-(`indexer.device_jpeg`). Everything else is decoded here by Pillow as usual."""
+(`indexer.decode.device_jpeg`). Everything else is decoded here by Pillow as usual."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from indexer.worker_lifetime import die_with_parent, report_worker_starts_if_asked
-from search.content_hash import hash_bytes
-from search.image_decode import DecodeFailure, decode_bytes, plain_jpeg_header
-from search.image_source import read_image_bytes
+from indexer.decode.worker_lifetime import die_with_parent, report_worker_starts_if_asked
+from search.images.content_hash import hash_bytes
+from search.images.decode import DecodeFailure, decode_bytes, plain_jpeg_header
+from search.images.source import read_image_bytes
 from search.models.pixel_transform import PixelTransform
 
 __all__ = ["DecodedBatch", "decode_batches", "undecoded_jpeg"]

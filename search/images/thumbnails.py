@@ -8,10 +8,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from search.atomic_files import atomic_write_bytes
+from search.storage.atomic_files import atomic_write_bytes
 from search.catalog import ImageRecord
 from search.errors import NotFoundError
-from search.image_decode import DecodeFailure, decode_stored
+from search.images.decode import DecodeFailure, decode_stored
 
 __all__ = ["THUMBNAIL_SIZE", "thumbnail_for"]
 

@@ -3,7 +3,7 @@
 No machine that builds or tests pixseek can download model weights, so retrieval quality cannot
 be measured with a real CLIP. Instead we draw a small world whose captions say exactly what is in
 each picture ("two small green triangles on the left on a striped gray background"), train a tiny
-CLIP on its train split (``indexer.tiny_clip_training``) and measure text-to-image recall on its
+CLIP on its train split (``indexer.quality.tiny_clip_training``) and measure text-to-image recall on its
 test split. Because the same seed always draws the same pixels and captions, recall is stable from
 run to run and a drop means the code changed, not the dice.
 
@@ -391,7 +391,7 @@ def load_world(out_dir: Path) -> WorldSplits:
     if not manifest_path.is_file():
         raise FileNotFoundError(
             f"No synthetic world at {out_dir}: {MANIFEST_NAME} is missing. "
-            "Run indexer.synthetic_world.generate_world on that folder first."
+            "Run indexer.quality.synthetic_world.generate_world on that folder first."
         )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     return WorldSplits(

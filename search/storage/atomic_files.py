@@ -4,7 +4,7 @@ temp file in the same folder -> write -> fsync -> rename over the target -> fsyn
 
 This is the one seam through which vector segments, FAISS indexes, thumbnails and caches reach
 the disk, so a failed write is translated here, once: a full disk raises `DiskFullError`
-("disk full at PATH"), a read-only or forbidden folder `StorageError` (`search.storage_errors`);
+("disk full at PATH"), a read-only or forbidden folder `StorageError` (`search.storage.storage_errors`);
 the temp file is removed and the old target is left as it was. Tests inject faults at
 `_write_and_sync`, the point where the bytes go out.
 """
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
-from search.storage_errors import storage_error
+from search.storage.storage_errors import storage_error
 
 __all__ = ["atomic_write_bytes", "fsync_dir"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
-from search.content_hash import hash_bytes
+from search.images.content_hash import hash_bytes
 
 __all__ = [
     "DecodeFailure",
@@ -234,15 +234,15 @@ def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int 
 
 def decode_file(path: Path, *, draft_size: int | None = None) -> DecodedImage:
     """Decode a plain image file; raises `DecodeFailure` with a specific reason."""
-    from search.image_source import read_plain_file  # that module imports this one
+    from search.images.source import read_plain_file  # that module imports this one
 
     return decode_bytes(read_plain_file(path), draft_size=draft_size)
 
 
 def decode_stored(stored_path: str, *, draft_size: int | None = None) -> DecodedImage:
     """Decode the image a catalog row names: a plain file or a member of a tar shard
-    (`search.image_source`); raises `DecodeFailure` with a specific reason."""
-    from search.image_source import read_image_bytes  # that module imports this one
+    (`search.images.source`); raises `DecodeFailure` with a specific reason."""
+    from search.images.source import read_image_bytes  # that module imports this one
 
     return decode_bytes(read_image_bytes(stored_path), draft_size=draft_size)
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from search.catalog import Catalog, CollectionInfo
 from search.errors import CatalogError, IndexLockedError
-from search.faiss_index import DEFAULT_FACTORY, VectorIndex
+from search.storage.faiss_index import DEFAULT_FACTORY, VectorIndex
 from search.settings import Settings
-from search.storage_errors import storage_error
-from search.vector_store import VectorStore
+from search.storage.storage_errors import storage_error
+from search.storage.vector_store import VectorStore
 
 __all__ = ["CollectionStore", "WriterLock"]
 

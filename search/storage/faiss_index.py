@@ -14,7 +14,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from search.atomic_files import atomic_write_bytes
+from search.storage.atomic_files import atomic_write_bytes
 from search.errors import CatalogError
 
 __all__ = ["DEFAULT_FACTORY", "VectorIndex"]

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from search.duplicates import DEFAULT_DUPLICATE_THRESHOLD
-from search.engine import MAX_K, MAX_RERANK_K, SearchEngine
+from search.query.duplicates import DEFAULT_DUPLICATE_THRESHOLD
+from search.query.engine import MAX_K, MAX_RERANK_K, SearchEngine
 from search.errors import InputError
 from search.schemas import (
     AnswerResponse,

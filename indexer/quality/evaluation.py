@@ -21,14 +21,14 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer.eval_datasets import EvalDataset
+from indexer.quality.eval_datasets import EvalDataset
 from indexer.pipeline import index_paths
 from search.catalog import open_catalog
-from search.engine import SearchEngine
+from search.query.engine import SearchEngine
 from search.errors import InputError
 from search.models import load_encoder
 from search.models.model_spec import parse_encoder_spec
-from search.paths import encode_path, path_key
+from search.images.paths import encode_path, path_key
 from search.settings import Settings
 
 __all__ = ["EvalResult", "evaluate_retrieval", "recall_at"]

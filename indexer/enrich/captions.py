@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from search.catalog import Catalog
-from search.image_decode import DecodeFailure, decode_stored
+from search.images.decode import DecodeFailure, decode_stored
 from search.models.generative_registry import load_captioner
 from search.settings import Settings
 

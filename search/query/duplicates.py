@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from search.faiss_index import VectorIndex
+from search.storage.faiss_index import VectorIndex
 
 __all__ = ["DEFAULT_DUPLICATE_THRESHOLD", "collapse_near_duplicates", "duplicate_groups"]
 

@@ -27,9 +27,9 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from indexer.decode_worker import DecodedBatch
+from indexer.decode.worker import DecodedBatch
 from search.errors import ConfigError
-from search.image_decode import DecodeFailure, decode_bytes
+from search.images.decode import DecodeFailure, decode_bytes
 from search.models import Encoder
 from search.models.pixel_transform import PixelTransform
 

@@ -2,7 +2,7 @@
 
 Tests and benchmarks need a CLIP whose text->image retrieval is *meaningful* (a query for "two
 small red stars" should find them), yet no machine that builds pixseek can download weights.
-This module trains one from scratch on :mod:`indexer.synthetic_world` and saves it in the form
+This module trains one from scratch on :mod:`indexer.quality.synthetic_world` and saves it in the form
 every other part of pixseek already loads: an open_clip ``local-dir:`` folder holding
 ``open_clip_config.json`` (``model_cfg`` + ``preprocess_cfg``) and
 ``open_clip_model.safetensors``. The text side uses open_clip's standard BPE
@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
-from indexer.synthetic_world import WORLD_VERSION, WorldItem, generate_world, load_world
+from indexer.quality.synthetic_world import WORLD_VERSION, WorldItem, generate_world, load_world
 from search.models.open_clip_configs import MODEL_CONFIG_DIR, register_pixseek_configs
 
 __all__ = [
@@ -224,7 +224,7 @@ def train_tiny_clip(
     """Train on the world's train split; save a ``local-dir:`` model folder to ``out_dir``.
 
     The train split (images and captions, as listed in ``world_dir/world.json``) is the one
-    :func:`indexer.synthetic_world.generate_world` wrote. Each step takes a batch of distinct
+    :func:`indexer.quality.synthetic_world.generate_world` wrote. Each step takes a batch of distinct
     images with one of their captions each, so no batch holds two copies of one image as false
     negatives. Images go through the model's own evaluation
     transform, the one ``create_model_and_transforms("local-dir:...")`` returns, so training and

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.pipeline import IndexReport, index_paths
-from indexer.tiny_clip_training import build_world_and_model
+from indexer.quality.tiny_clip_training import build_world_and_model
 from search.catalog import open_catalog
-from search.engine import SearchEngine
+from search.query.engine import SearchEngine
 from search.schemas import SearchResponse
 from search.settings import Settings
 

@@ -1,7 +1,7 @@
 """`pixseek check`: verify, and with `repair=True` restore, the crash-safety invariant of a data
 directory, collection by collection.
 
-The invariant (see `search.collection_store`): every image row is `embedded` or `failed` (none
+The invariant (see `search.storage.collection_store`): every image row is `embedded` or `failed` (none
 left `pending` by an interrupted run); every `embedded` id has a durable vector in the vector
 store; the saved FAISS index holds exactly the `embedded` ids, once each, and is the generation
 the catalog records. Around it: no temp files left by interrupted writes, no writer lock naming
@@ -27,9 +27,9 @@ import numpy as np
 
 from search.catalog import Catalog, CollectionInfo
 from search.catalog.schema import ImageStatus
-from search.collection_store import CollectionStore, WriterLock
+from search.storage.collection_store import CollectionStore, WriterLock
 from search.errors import CatalogError, IndexLockedError, NotFoundError
-from search.faiss_index import VectorIndex
+from search.storage.faiss_index import VectorIndex
 from search.settings import Settings
 
 __all__ = ["CollectionCheck", "Finding", "IntegrityReport", "check_data_dir", "require_catalog_exists"]

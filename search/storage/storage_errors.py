@@ -1,6 +1,6 @@
 """What a failed write under the data directory means for the person running pixseek.
 
-Every file pixseek writes goes through one seam (`search.atomic_files`, plus the writer lock
+Every file pixseek writes goes through one seam (`search.storage.atomic_files`, plus the writer lock
 and the SQLite catalog), and each turns an `OSError` into a sentence here: a full disk says
 "disk full at PATH" and that re-running after freeing space resumes without losing anything; a
 read-only or forbidden folder names the folder and the flag that moves the data elsewhere.

@@ -22,8 +22,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from search.image_decode import DecodeFailure
-from search.paths import decode_path, decode_text, encode_path
+from search.images.decode import DecodeFailure
+from search.images.paths import decode_path, decode_text, encode_path
 
 __all__ = [
     "ARCHIVE_SEPARATOR",
