@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
 
-.PHONY: install install-test run demo test test-fast browser lint clean
+.PHONY: install install-test install-lint run demo test test-fast browser lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+# mypy reads the packages' dependencies (torch, pydantic, ...), so the project installs too.
+install-lint: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
 
 # Index a folder of photos, then serve the search page at http://$(HOST):$(PORT)/
 run: install
@@ -35,5 +39,14 @@ test: install-test
 test-fast: install-test
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
+# The static gate CI runs before the tests: lint, formatting, types (config in pyproject.toml).
+# Every step runs even when one fails, so one run shows all findings; any finding fails the target.
+lint: install-lint
+	@status=0; \
+	echo "ruff check ."; $(BIN)/ruff check . || status=1; \
+	echo "ruff format --check ."; $(BIN)/ruff format --check . || status=1; \
+	echo "mypy"; $(BIN)/mypy || status=1; \
+	exit $$status
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -15,33 +15,41 @@ import numpy as np
 import torch
 
 from benchmarks.photo_corpus import build_photo_corpus
+from indexer.options import IndexOptions
 from indexer.pipeline import index_paths
 from search.catalog import open_catalog
-from search.storage.collection_store import CollectionStore
 from search.query.engine import SearchEngine
 from search.settings import Settings
+from search.storage.collection_store import CollectionStore
 
 
-def _index(corpus: Path, spec: str, device: str, data_dir: Path,
-           jpeg_decode: str = "workers") -> tuple[dict[str, np.ndarray], list[list[str]]]:
-    settings = Settings(data_dir=data_dir, model=spec, device=device, batch_size=16, jpeg_decode=jpeg_decode)
+def _index(
+    corpus: Path, spec: str, device: str, data_dir: Path, jpeg_decode: str = "workers"
+) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+    settings = Settings(
+        data_dir=data_dir, model=spec, device=device, batch_size=16, jpeg_decode=jpeg_decode
+    )
     catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
-    report = index_paths(settings, catalog, [corpus], collection="parity")
+    report = index_paths(settings, catalog, [corpus], IndexOptions(collection="parity"))
     info = catalog.require_collection("parity")
     store = CollectionStore(settings, catalog, info)
     ids, vectors = store.vectors.latest()
     records = catalog.get_images(ids.tolist())
-    by_path = {records[i].path: v for i, v in zip(ids.tolist(), vectors)}
+    by_path = {records[i].path: v for i, v in zip(ids.tolist(), vectors, strict=True)}
     engine = SearchEngine(settings, catalog)
-    tops = [[r.path for r in engine.search_image_bytes(p.read_bytes(), k=3).results]
-            for p in sorted(corpus.glob("*.jpg"))[:10]]
+    tops = [
+        [r.path for r in engine.search_image_bytes(p.read_bytes(), k=3).results]
+        for p in sorted(corpus.glob("*.jpg"))[:10]
+    ]
     catalog.close()
     assert report.failed == 0
     return by_path, tops
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default="tiny-test,ViT-B-32/random")
     parser.add_argument("--count", type=int, default=40)
     args = parser.parse_args()
@@ -57,12 +65,21 @@ def main() -> None:
         name = spec.replace("/", "_")
         cpu, cpu_tops = _index(corpus, spec, "cpu", work / f"cpu-{name}")
         for jpeg_decode in ("workers", "device"):
-            gpu, gpu_tops = _index(corpus, spec, "cuda", work / f"cuda-{jpeg_decode}-{name}", jpeg_decode)
-            cosines = np.array([float(cpu[p] @ gpu[p]) / (np.linalg.norm(cpu[p]) * np.linalg.norm(gpu[p]))
-                                for p in cpu])
-            same = sum(a == b for a, b in zip(cpu_tops, gpu_tops))
+            gpu, gpu_tops = _index(
+                corpus, spec, "cuda", work / f"cuda-{jpeg_decode}-{name}", jpeg_decode
+            )
+            cosines = np.array(
+                [
+                    float(cpu[p] @ gpu[p]) / (np.linalg.norm(cpu[p]) * np.linalg.norm(gpu[p]))
+                    for p in cpu
+                ]
+            )
+            same = sum(a == b for a, b in zip(cpu_tops, gpu_tops, strict=True))
             where = "CPU workers" if jpeg_decode == "workers" else "GPU (nvJPEG)"
-            print(f"{spec} | {where} | {cosines.min():.5f} | {cosines.mean():.5f} | {same}/{len(cpu_tops)}")
+            print(
+                f"{spec} | {where} | {cosines.min():.5f} | {cosines.mean():.5f}"
+                f" | {same}/{len(cpu_tops)}"
+            )
 
 
 if __name__ == "__main__":

@@ -78,12 +78,21 @@ def time_first_index(corpus: Path, model: str, *, tags: bool, workdir: Path) -> 
     data_dir, cache_dir = workdir / "data", workdir / "cache"
     shutil.rmtree(workdir, ignore_errors=True)
     env = {name: value for name, value in os.environ.items() if not name.startswith("PIXSEEK_")}
-    env.update({"PIXSEEK_DATA_DIR": str(data_dir), "PIXSEEK_CACHE_DIR": str(cache_dir), "PIXSEEK_MODEL": model,
-                "PIXSEEK_TAGS": "true" if tags else "false", "HF_HUB_OFFLINE": "1"})
+    env.update(
+        {
+            "PIXSEEK_DATA_DIR": str(data_dir),
+            "PIXSEEK_CACHE_DIR": str(cache_dir),
+            "PIXSEEK_MODEL": model,
+            "PIXSEEK_TAGS": "true" if tags else "false",
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
     command = [str(Path(sys.executable).with_name("pixseek")), "index", str(corpus), "--json"]
     peak_pss = 0
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     done = threading.Event()
 
     def sample() -> None:
@@ -120,13 +129,21 @@ def _corpus(kind: str, count: int, folder: Path | None) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", choices=("wallpapers", "synthetic"), default="wallpapers")
-    parser.add_argument("--folder", type=Path, default=None, help="where the corpus is built (cached)")
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="where the corpus is built (cached)"
+    )
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--model", default="ViT-B-32-256/random")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per row, interleaved (the median is shown)")
-    parser.add_argument("--rclip-seconds", type=float, default=None, help="a peer's wall time on the same corpus")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs per row, interleaved (the median is shown)"
+    )
+    parser.add_argument(
+        "--rclip-seconds", type=float, default=None, help="a peer's wall time on the same corpus"
+    )
     args = parser.parse_args()
 
     root = _corpus(args.corpus, args.count, args.folder)
@@ -135,14 +152,27 @@ def main() -> None:
     try:
         for _ in range(max(1, args.repeat)):
             for label, tags in (("defaults, cold caches (tags on)", True), ("tags off", False)):
-                runs[label].append(time_first_index(root, args.model, tags=tags, workdir=workdir / "run"))
+                runs[label].append(
+                    time_first_index(root, args.model, tags=tags, workdir=workdir / "run")
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     with open("/proc/loadavg") as handle:
         load = handle.read().split()[0]
-    print(f"\nfirst `pixseek index` of {args.count} {args.corpus} photos, {args.model}, {os.cpu_count()} cores, "
-          f"load {load}, median of {args.repeat}")
-    header = ["run", "wall s", "images/s", "peak RSS MB", "peak PSS MB (tree)", "tagged after", "tags cost"]
+    print(
+        f"\nfirst `pixseek index` of {args.count} {args.corpus} photos, {args.model}, "
+        f"{os.cpu_count()} cores, "
+        f"load {load}, median of {args.repeat}"
+    )
+    header = [
+        "run",
+        "wall s",
+        "images/s",
+        "peak RSS MB",
+        "peak PSS MB (tree)",
+        "tagged after",
+        "tags cost",
+    ]
     if args.rclip_seconds:
         header.append("x rclip")
     print(" | ".join(header))
@@ -150,9 +180,15 @@ def main() -> None:
     off = statistics.median(run.wall_s for run in runs["tags off"])
     for label, measured in runs.items():
         wall = statistics.median(run.wall_s for run in measured)
-        row = [label, f"{wall:.1f}", f"{measured[0].report['indexed'] / wall:.1f}",
-               f"{max(run.peak_rss_mb for run in measured):.0f}", f"{max(run.peak_pss_mb for run in measured):.0f}",
-               str(measured[0].report.get("tagged", 0)), f"{wall / off:.2f}"]
+        row = [
+            label,
+            f"{wall:.1f}",
+            f"{measured[0].report['indexed'] / wall:.1f}",
+            f"{max(run.peak_rss_mb for run in measured):.0f}",
+            f"{max(run.peak_pss_mb for run in measured):.0f}",
+            str(measured[0].report.get("tagged", 0)),
+            f"{wall / off:.2f}",
+        ]
         if args.rclip_seconds:
             row.append(f"{wall / args.rclip_seconds:.2f}")
         print(" | ".join(row))

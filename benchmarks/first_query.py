@@ -26,8 +26,18 @@ import httpx
 
 from benchmarks.photo_corpus import build_photo_corpus
 
-QUERIES = ("a red car", "two dogs in the snow", "a beach at sunset", "a city at night", "a bowl of fruit",
-           "a mountain lake", "people at a party", "a cat on a sofa", "a bicycle", "a forest path")
+QUERIES = (
+    "a red car",
+    "two dogs in the snow",
+    "a beach at sunset",
+    "a city at night",
+    "a bowl of fruit",
+    "a mountain lake",
+    "people at a party",
+    "a cat on a sofa",
+    "a bicycle",
+    "a forest path",
+)
 
 
 def _free_port() -> int:
@@ -37,23 +47,41 @@ def _free_port() -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="tiny-test")
     parser.add_argument("--count", type=int, default=20, help="photos indexed first")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pixseek-first-query-"))
-    corpus = build_photo_corpus(Path(tempfile.gettempdir()) / "pixseek-bench-photos-small", args.count,
-                                min_mp=0.3, max_mp=1.0)[0].parent
+    corpus = build_photo_corpus(
+        Path(tempfile.gettempdir()) / "pixseek-bench-photos-small",
+        args.count,
+        min_mp=0.3,
+        max_mp=1.0,
+    )[0].parent
     env = {name: value for name, value in os.environ.items() if not name.startswith("PIXSEEK_")}
-    env.update({"PIXSEEK_DATA_DIR": str(work / "data"), "PIXSEEK_CACHE_DIR": str(work / "cache"),
-                "PIXSEEK_MODEL": args.model, "HF_HUB_OFFLINE": "1"})
+    env.update(
+        {
+            "PIXSEEK_DATA_DIR": str(work / "data"),
+            "PIXSEEK_CACHE_DIR": str(work / "cache"),
+            "PIXSEEK_MODEL": args.model,
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
     pixseek = str(Path(sys.executable).with_name("pixseek"))
-    subprocess.run([pixseek, "index", str(corpus), "--json"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [pixseek, "index", str(corpus), "--json"], env=env, check=True, capture_output=True
+    )
     port = _free_port()
     started = time.perf_counter()
-    server = subprocess.Popen([pixseek, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [pixseek, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         listening = ready = None
@@ -85,11 +113,16 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n`pixseek serve` with {args.model}: listening after {listening:.1f} s, /readyz 200 after {ready:.1f} s")
+    print(
+        f"\n`pixseek serve` with {args.model}: listening after {listening:.1f} s,"
+        f" /readyz 200 after {ready:.1f} s"
+    )
     print("query | 1st | 2nd | 10th | median 2..10 | same text again (cache hit)")
     print("--- | --- | --- | --- | --- | ---")
-    print(f"ms over HTTP | {latencies[0]:.1f} | {latencies[1]:.1f} | {latencies[-1]:.1f} | "
-          f"{statistics.median(latencies[1:]):.1f} | {repeat_ms:.1f}")
+    print(
+        f"ms over HTTP | {latencies[0]:.1f} | {latencies[1]:.1f} | {latencies[-1]:.1f} | "
+        f"{statistics.median(latencies[1:]):.1f} | {repeat_ms:.1f}"
+    )
 
 
 if __name__ == "__main__":

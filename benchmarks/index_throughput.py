@@ -40,9 +40,11 @@ import torch
 
 from benchmarks.first_index import time_first_index
 from benchmarks.photo_corpus import build_photo_corpus
-from indexer.decode.worker import DecodedBatch, undecoded_jpeg
 from indexer.decode.device_jpeg import DeviceJpegDecoder
+from indexer.decode.worker import undecoded_jpeg
+from indexer.options import IndexOptions
 from indexer.pipeline import index_paths
+from indexer.records import DecodedBatch
 from search.catalog import open_catalog
 from search.images.decode import decode_file
 from search.models import load_encoder
@@ -64,13 +66,16 @@ def decode_rate(paths: list[Path], transform, draft_size: int | None) -> float: 
 def device_decode_rate(paths: list[Path], encoder, batch_size: int) -> float:  # type: ignore[no-untyped-def]
     """Images/s of torchvision decode_jpeg + orientation + resize/crop on the encoder's device,
     in batches as indexing does (file reading and header parsing not counted: workers do them)."""
-    candidates = (undecoded_jpeg(image_id, path.read_bytes(), max_pixels=10**9) for image_id, path in enumerate(paths))
+    candidates = (
+        undecoded_jpeg(image_id, path.read_bytes(), max_pixels=10**9)
+        for image_id, path in enumerate(paths)
+    )
     items = [item for item in candidates if item is not None]
     if not items:
         return float("nan")
     decoder = DeviceJpegDecoder(encoder.pixel_transform, encoder.device, encoder.image_size)
-    decoder(DecodedBatch(pixels=None, ok=[], failed=[], jpegs=[dict(items[0])]))  # warm-up (nvJPEG init)
-    batches = [[dict(item) for item in items[i : i + batch_size]] for i in range(0, len(items), batch_size)]
+    decoder(DecodedBatch(pixels=None, ok=[], failed=[], jpegs=[items[0]]))  # warm-up (nvJPEG init)
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     started = time.perf_counter()
@@ -79,13 +84,21 @@ def device_decode_rate(paths: list[Path], encoder, batch_size: int) -> float:  #
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     if decoder.fallbacks:  # those were timed on Pillow, not the device
-        print(f"warning: the device refused {decoder.fallbacks} of {len(items) + 1} JPEGs (Pillow decoded them)")
+        print(
+            f"warning: the device refused {decoder.fallbacks} of {len(items) + 1} JPEGs"
+            " (Pillow decoded them)"
+        )
     return _rate(len(items), time.perf_counter() - started)
 
 
 def model_rate(encoder, batch_size: int, batches: int) -> float:  # type: ignore[no-untyped-def]
-    """Images/s of the encoder alone on uint8 pixels in host memory (the copy to the device counted)."""
-    pixels = torch.randint(0, 256, (batch_size, 3, encoder.image_size, encoder.image_size), dtype=torch.uint8)
+    """Images/s of the encoder alone on uint8 pixels in host memory.
+
+    The copy to the device is counted.
+    """
+    pixels = torch.randint(
+        0, 256, (batch_size, 3, encoder.image_size, encoder.image_size), dtype=torch.uint8
+    )
     encoder.encode_pixels(pixels)  # warm-up
     started = time.perf_counter()
     for _ in range(batches):
@@ -93,63 +106,182 @@ def model_rate(encoder, batch_size: int, batches: int) -> float:  # type: ignore
     return _rate(batch_size * batches, time.perf_counter() - started)
 
 
-def end_to_end_rate(paths_root: Path, spec: str, device: str, batch_size: int, workers: int | None,
-                    jpeg_decode: str) -> tuple[float, int, str]:
+def end_to_end_rate(
+    paths_root: Path, spec: str, device: str, batch_size: int, workers: int | None, jpeg_decode: str
+) -> tuple[float, int, str]:
     data_dir = Path(tempfile.mkdtemp(prefix="pixseek-bench-"))
     try:
         # tags=False: label embeddings are a one-off per model (cached on disk), not indexing cost
-        settings = Settings(data_dir=data_dir, model=spec, device=device, batch_size=batch_size, workers=workers,
-                            tags=False, jpeg_decode=jpeg_decode)
+        settings = Settings(
+            data_dir=data_dir,
+            model=spec,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            tags=False,
+            jpeg_decode=jpeg_decode,
+        )
         catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
-        report = index_paths(settings, catalog, [paths_root], collection="bench")
+        report = index_paths(settings, catalog, [paths_root], IndexOptions(collection="bench"))
         catalog.close()
         return report.rate, report.indexed, report.jpeg_decode or jpeg_decode
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "pixseek-bench-photos")
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--corpus", type=Path, default=Path(tempfile.gettempdir()) / "pixseek-bench-photos"
+    )
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--models", default="ViT-B-32/random,tiny-test")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=None, help="decode workers (default: one per core)")
-    parser.add_argument("--decode-sample", type=int, default=40, help="photos timed for decode-only rates")
-    parser.add_argument("--repeat", type=int, default=1, help="end-to-end runs per row (the median is shown)")
-    parser.add_argument("--jpeg-decode", default="auto",
-                        help="comma-separated PIXSEEK_JPEG_DECODE values, one end-to-end run each")
-    parser.add_argument("--no-cold", action="store_true", help="skip the 'defaults, cold caches' row")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--workers", type=int, default=None, help="decode workers (default: one per core)"
+    )
+    parser.add_argument(
+        "--decode-sample", type=int, default=40, help="photos timed for decode-only rates"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="end-to-end runs per row (the median is shown)"
+    )
+    parser.add_argument(
+        "--jpeg-decode",
+        default="auto",
+        help="comma-separated PIXSEEK_JPEG_DECODE values, one end-to-end run each",
+    )
+    parser.add_argument(
+        "--no-cold", action="store_true", help="skip the 'defaults, cold caches' row"
+    )
+    return parser.parse_args()
 
+
+def _model_rows(
+    spec: str, args: argparse.Namespace, sample: list[Path], cores: int
+) -> tuple[list[tuple], float]:
+    """The table rows of one encoder (one per `--jpeg-decode` choice) and its model-only rate."""
+    t0 = time.perf_counter()
+    encoder = load_encoder(spec, args.device)
+    load_s = time.perf_counter() - t0
+    full = decode_rate(sample, encoder.pixel_transform, None)
+    drafted = decode_rate(sample, encoder.pixel_transform, encoder.image_size)
+    on_device = device_decode_rate(sample, encoder, args.batch_size)
+    model = model_rate(encoder, args.batch_size, batches=max(4, 256 // args.batch_size))
+    rows = []
+    for choice in [c.strip() for c in args.jpeg_decode.split(",") if c.strip()]:
+        runs = [
+            end_to_end_rate(args.corpus, spec, args.device, args.batch_size, args.workers, choice)
+            for _ in range(max(1, args.repeat))
+        ]
+        e2e, indexed, where = statistics.median(run[0] for run in runs), runs[0][1], runs[0][2]
+        if where == "device":
+            ceiling = 1 / (1 / model + 1 / on_device)
+        elif encoder.device == "cpu":
+            ceiling = 1 / (1 / model + 1 / (drafted * cores))
+        else:
+            ceiling = min(model, drafted * cores)
+        rows.append(
+            (
+                spec,
+                encoder.image_size,
+                load_s,
+                full,
+                drafted,
+                drafted * cores,
+                on_device,
+                model,
+                where,
+                ceiling,
+                e2e,
+                indexed,
+            )
+        )
+    return rows, model
+
+
+def _print_rates(rows: list[tuple], cores: int, args: argparse.Namespace) -> None:
+    header = (
+        "model",
+        "input",
+        "load s",
+        "decode full/core",
+        "decode draft/core",
+        f"decode draft x{cores}",
+        "device decode",
+        "model only",
+        "jpeg decode",
+        "ceiling",
+        "end to end",
+        "e2e/model",
+        "e2e/ceiling",
+    )
+    print(
+        "\nimages per second ("
+        + ("CUDA" if torch.cuda.is_available() and args.device != "cpu" else "CPU")
+        + f", {cores} cores, batch {args.batch_size})"
+    )
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for (
+        spec,
+        size,
+        load_s,
+        full,
+        drafted,
+        drafted_all,
+        on_device,
+        model,
+        choice,
+        ceiling,
+        e2e,
+        indexed,
+    ) in rows:
+        print(
+            f"{spec} | {size} | {load_s:.1f} | {full:.1f} | {drafted:.1f} | {drafted_all:.1f} | "
+            f"{on_device:.1f} | {model:.1f} | {choice} | {ceiling:.1f} | "
+            f"{e2e:.1f} ({indexed} imgs) | {e2e / model:.0%} | {e2e / ceiling:.0%}"
+        )
+
+
+def _print_cold(cold_rows: list[tuple]) -> None:
+    if not cold_rows:
+        return
+    print(
+        "\ndefaults, cold caches: a fresh `pixseek index` process, tags on,"
+        " start-up and model load included"
+    )
+    print(
+        "model | wall s | images/s | tagged after embedding | peak RSS MB"
+        " | e2e incl. start/model only"
+    )
+    print("--- | --- | --- | --- | --- | ---")
+    for spec, cold, model in cold_rows:
+        rate = cold.report["indexed"] / cold.wall_s
+        print(
+            f"{spec} | {cold.wall_s:.1f} | {rate:.1f} | {cold.report.get('tagged', 0)} | "
+            f"{cold.peak_rss_mb:.0f} | {rate / model:.0%}"
+        )
+
+
+def main() -> None:
+    args = _parse_args()
     started = time.perf_counter()
     paths = build_photo_corpus(args.corpus, args.count)
-    print(f"corpus: {len(paths)} JPEGs (3-12 MP) in {args.corpus} ({time.perf_counter() - started:.0f} s)")
+    print(
+        f"corpus: {len(paths)} JPEGs (3-12 MP) in {args.corpus}"
+        f" ({time.perf_counter() - started:.0f} s)"
+    )
     cores = os.cpu_count() or 1
     sample = paths[: args.decode_sample]
     rows = []
     cold_rows = []
     for spec in [s.strip() for s in args.models.split(",") if s.strip()]:
-        t0 = time.perf_counter()
-        encoder = load_encoder(spec, args.device)
-        load_s = time.perf_counter() - t0
-        full = decode_rate(sample, encoder.pixel_transform, None)
-        drafted = decode_rate(sample, encoder.pixel_transform, encoder.image_size)
-        on_device = device_decode_rate(sample, encoder, args.batch_size)
-        model = model_rate(encoder, args.batch_size, batches=max(4, 256 // args.batch_size))
-        for choice in [c.strip() for c in args.jpeg_decode.split(",") if c.strip()]:
-            runs = [end_to_end_rate(args.corpus, spec, args.device, args.batch_size, args.workers, choice)
-                    for _ in range(max(1, args.repeat))]
-            e2e, indexed, where = statistics.median(run[0] for run in runs), runs[0][1], runs[0][2]
-            if where == "device":
-                ceiling = 1 / (1 / model + 1 / on_device)
-            elif encoder.device == "cpu":
-                ceiling = 1 / (1 / model + 1 / (drafted * cores))
-            else:
-                ceiling = min(model, drafted * cores)
-            rows.append((spec, encoder.image_size, load_s, full, drafted, drafted * cores, on_device, model,
-                         where, ceiling, e2e, indexed))
+        spec_rows, model = _model_rows(spec, args, sample, cores)
+        rows.extend(spec_rows)
         if not args.no_cold:
             workdir = Path(tempfile.mkdtemp(prefix="pixseek-cold-"))
             try:
@@ -157,25 +289,8 @@ def main() -> None:
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
             cold_rows.append((spec, cold, model))
-    header = ("model", "input", "load s", "decode full/core", "decode draft/core", f"decode draft x{cores}",
-              "device decode", "model only", "jpeg decode", "ceiling", "end to end", "e2e/model", "e2e/ceiling")
-    print("\nimages per second (" + ("CUDA" if torch.cuda.is_available() and args.device != "cpu" else "CPU") +
-          f", {cores} cores, batch {args.batch_size})")
-    print(" | ".join(header))
-    print(" | ".join("---" for _ in header))
-    for spec, size, load_s, full, drafted, drafted_all, on_device, model, choice, ceiling, e2e, indexed in rows:
-        print(f"{spec} | {size} | {load_s:.1f} | {full:.1f} | {drafted:.1f} | {drafted_all:.1f} | {on_device:.1f} | "
-              f"{model:.1f} | {choice} | {ceiling:.1f} | {e2e:.1f} ({indexed} imgs) | {e2e / model:.0%} | "
-              f"{e2e / ceiling:.0%}")
-
-    if cold_rows:
-        print("\ndefaults, cold caches: a fresh `pixseek index` process, tags on, start-up and model load included")
-        print("model | wall s | images/s | tagged after embedding | peak RSS MB | e2e incl. start/model only")
-        print("--- | --- | --- | --- | --- | ---")
-        for spec, cold, model in cold_rows:
-            rate = cold.report["indexed"] / cold.wall_s
-            print(f"{spec} | {cold.wall_s:.1f} | {rate:.1f} | {cold.report.get('tagged', 0)} | "
-                  f"{cold.peak_rss_mb:.0f} | {rate / model:.0%}")
+    _print_rates(rows, cores, args)
+    _print_cold(cold_rows)
 
 
 if __name__ == "__main__":

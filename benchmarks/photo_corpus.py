@@ -31,14 +31,25 @@ def _photo(rng: np.random.Generator, megapixels: float) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
-def build_photo_corpus(folder: Path, count: int = 300, *, seed: int = 0, min_mp: float = 3.0,
-                       max_mp: float = 12.0) -> list[Path]:
+def build_photo_corpus(
+    folder: Path, count: int = 300, *, seed: int = 0, min_mp: float = 3.0, max_mp: float = 12.0
+) -> list[Path]:
     """`count` JPEGs of `min_mp`..`max_mp` megapixels in `folder` (reused when already there)."""
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "corpus.json"
-    wanted = {"version": CORPUS_VERSION, "count": count, "seed": seed, "min_mp": min_mp, "max_mp": max_mp}
+    wanted = {
+        "version": CORPUS_VERSION,
+        "count": count,
+        "seed": seed,
+        "min_mp": min_mp,
+        "max_mp": max_mp,
+    }
     paths = [folder / f"IMG_{i:05d}.jpg" for i in range(count)]
-    if manifest.exists() and json.loads(manifest.read_text()) == wanted and all(p.exists() for p in paths):
+    if (
+        manifest.exists()
+        and json.loads(manifest.read_text()) == wanted
+        and all(p.exists() for p in paths)
+    ):
         return paths
     rng = np.random.default_rng(seed)
     for i, path in enumerate(paths):

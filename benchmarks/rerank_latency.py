@@ -22,18 +22,19 @@ import argparse
 import os
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from search.models.blip2_itm_reranker import Blip2ItmReranker
-from search.models.blip_captioner import BlipCaptioner
-from search.models.blip_itm_reranker import BlipItmReranker
+from search.models.captioners.blip_captioner import BlipCaptioner
 from search.models.device import resolve_device
-from search.models.generative_registry import inference_dtype
-from search.models.reranker import SplitItmReranker
+from search.models.hf_checkpoints import inference_dtype
+from search.models.rerankers.blip2_itm_reranker import Blip2ItmReranker
+from search.models.rerankers.blip_itm_reranker import BlipItmReranker
+from search.models.rerankers.reranker import SplitItmReranker
 from search.models.tiny_test_models import tiny_bert_tokenizer
 
 __all__ = ["main"]
@@ -72,7 +73,10 @@ def blip_base_itm(device: str, batch_size: int, cache: int) -> BlipItmReranker:
     model = _place(BlipForImageTextRetrieval(config), device)
     processor = _processor(config.vision_config.image_size, blip2=False)
     return BlipItmReranker(
-        model, processor, model_id="blip-base-random", batch_size=batch_size,
+        model,
+        processor,
+        model_id="blip-base-random",
+        batch_size=batch_size,
         feature_cache_size=cache,
     )
 
@@ -90,7 +94,10 @@ def blip2_itm_vit_g(device: str, batch_size: int, cache: int) -> Blip2ItmReranke
     model = _place(Blip2ForImageTextRetrieval(config), device)
     processor = _processor(config.vision_config.image_size, blip2=True)
     return Blip2ItmReranker(
-        model, processor, model_id="blip2-itm-vit-g-random", batch_size=batch_size,
+        model,
+        processor,
+        model_id="blip2-itm-vit-g-random",
+        batch_size=batch_size,
         feature_cache_size=cache,
     )
 
@@ -131,11 +138,11 @@ def rerank_rows(
         if per_image * r > budget_s and r != rs[0]:  # the first R is always measured
             cold.append(_ms(per_image * r, estimated=True))
         else:
-            seconds = _timed(lambda: reranker.score(QUERY, images, keys=keys), device)
+            seconds = _timed(partial(reranker.score, QUERY, images, keys=keys), device)
             per_image = seconds / r
             cold.append(_ms(seconds, estimated=False))
         if len(reranker.feature_cache) == r:  # the cold run cached all R images' features
-            seconds = _timed(lambda: reranker.score(OTHER_QUERY, images, keys=keys), device)
+            seconds = _timed(partial(reranker.score, OTHER_QUERY, images, keys=keys), device)
             per_image_cached = seconds / r
             cached.append(_ms(seconds, estimated=False))
         elif per_image_cached is not None:
@@ -155,8 +162,11 @@ def caption_rate(
     model = _place(BlipForConditionalGeneration(config), device)
     model.generation_config.min_new_tokens = new_tokens
     captioner = BlipCaptioner(
-        model, _processor(config.vision_config.image_size, blip2=False),
-        model_id="blip-base-caption-random", batch_size=batch_size, max_new_tokens=new_tokens,
+        model,
+        _processor(config.vision_config.image_size, blip2=False),
+        model_id="blip-base-caption-random",
+        batch_size=batch_size,
+        max_new_tokens=new_tokens,
     )
     captioner.caption(photos[:1])  # warm-up
     return len(photos) / _timed(lambda: captioner.caption(photos), device)
@@ -185,8 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.cell_budget_s, args.captions = 20.0, 2
     device = resolve_device(args.device)
     photos = _photos(max(*args.rs, args.captions, 2))
-    print(f"rerank latency, ms per query: random weights, {_machine(device)}, "
-          f"{inference_dtype(device)}, batch {args.batch_size}")
+    print(
+        f"rerank latency, ms per query: random weights, {_machine(device)}, "
+        f"{inference_dtype(device)}, batch {args.batch_size}"
+    )
     rows: dict[str, RerankerBuilder] = {
         "BLIP v1 base ITM (ViT-B/16 384px + BERT-base)": blip_base_itm,
         "BLIP-2 ITM (blip2-itm-vit-g: ViT-g/14 224px + Q-Former)": blip2_itm_vit_g,
@@ -203,11 +215,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         line(label, cold, f"{build_s:10.1f}")
         line("  same, vision features cached", cached)
-    print(f"~N: not run (over {args.cell_budget_s:.0f} s), linear in R from the row's measured "
-          "per-image time")
+    print(
+        f"~N: not run (over {args.cell_budget_s:.0f} s), linear in R from the row's measured "
+        "per-image time"
+    )
     rate = caption_rate(device, photos[: args.captions], args.new_tokens, batch_size=8)
-    print(f"caption throughput, BLIP v1 base captioning ({args.captions} images, "
-          f"{args.new_tokens} new tokens, greedy): {rate:.3f} images/s ({1 / rate:.2f} s/image)")
+    print(
+        f"caption throughput, BLIP v1 base captioning ({args.captions} images, "
+        f"{args.new_tokens} new tokens, greedy): {rate:.3f} images/s ({1 / rate:.2f} s/image)"
+    )
     print(f"finished on {_machine(device)}")
     return 0
 

@@ -37,8 +37,15 @@ CORPUS_VERSION = 3
 WALLPAPER_ROOTS = (Path("/usr/share/wallpapers"), Path("/usr/share/backgrounds"))
 INSTALL_HINT = "apt-get install mate-backgrounds ukui-wallpapers plasma-workspace-wallpapers"
 MIN_SOURCE_PIXELS = 1_000_000  # skips the 400x250 Plasma previews (contents/screenshot.*)
-CAMERAS = [("Canon", "Canon EOS 80D"), ("NIKON CORPORATION", "NIKON D7500"), ("SONY", "ILCE-6400"),
-           ("FUJIFILM", "X-T30"), ("Apple", "iPhone 12"), ("samsung", "SM-G991B"), ("Google", "Pixel 7")]
+CAMERAS = [
+    ("Canon", "Canon EOS 80D"),
+    ("NIKON CORPORATION", "NIKON D7500"),
+    ("SONY", "ILCE-6400"),
+    ("FUJIFILM", "X-T30"),
+    ("Apple", "iPhone 12"),
+    ("samsung", "SM-G991B"),
+    ("Google", "Pixel 7"),
+]
 
 
 def wallpaper_sources(roots: tuple[Path, ...] = WALLPAPER_ROOTS) -> list[Path]:
@@ -61,8 +68,10 @@ def wallpaper_sources(roots: tuple[Path, ...] = WALLPAPER_ROOTS) -> list[Path]:
             continue
     if not sources:
         roots_text = ", ".join(str(r) for r in roots)
-        raise FileNotFoundError(f"no wallpaper photos (.jpg/.jpeg/.png, >= 1 MP) under {roots_text}; "
-                                f"install them with: {INSTALL_HINT}")
+        raise FileNotFoundError(
+            f"no wallpaper photos (.jpg/.jpeg/.png, >= 1 MP) under {roots_text}; "
+            f"install them with: {INSTALL_HINT}"
+        )
     return sources
 
 
@@ -77,12 +86,15 @@ def _make_photo(job: tuple[int, int, str, str, float, float]) -> None:
     index, seed, source, out, min_mp, max_mp = job
     rng = np.random.default_rng([seed, index])
     width, height = _camera_size(rng, float(rng.uniform(min_mp, max_mp)))
-    with Image.open(source) as image:
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+    with Image.open(source) as opened:
+        if opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info:
             # Some MATE wallpapers are translucent overlays, drawn over the desktop colour.
             colour = tuple(int(c) for c in rng.integers(30, 200, 3))
-            image = Image.alpha_composite(Image.new("RGBA", image.size, (*colour, 255)), image.convert("RGBA"))
-        image = image.convert("RGB")
+            image = Image.alpha_composite(
+                Image.new("RGBA", opened.size, (*colour, 255)), opened.convert("RGBA")
+            ).convert("RGB")
+        else:
+            image = opened.convert("RGB")
     # A random window of the target aspect, 55-100% of the largest one that fits; of a few
     # tries, the most detailed (a crop of a dark sky or a flat margin is not a photo).
     fit = min(image.width / width, image.height / height)
@@ -93,7 +105,9 @@ def _make_photo(job: tuple[int, int, str, str, float, float]) -> None:
         left = int(rng.integers(0, image.width - crop_w + 1))
         top = int(rng.integers(0, image.height - crop_h + 1))
         box = (left, top, left + crop_w, top + crop_h)
-        detail = float(np.asarray(image.resize((64, 64), Image.Resampling.BOX, box=box), np.float32).std())
+        detail = float(
+            np.asarray(image.resize((64, 64), Image.Resampling.BOX, box=box), np.float32).std()
+        )
         if detail > best_detail:
             best, best_detail = box, detail
         if detail >= 24:
@@ -115,25 +129,38 @@ def _make_photo(job: tuple[int, int, str, str, float, float]) -> None:
     photo.save(out, "JPEG", quality=int(rng.integers(88, 93)), exif=exif)
 
 
-def build_wallpaper_corpus(folder: Path, count: int = 300, *, seed: int = 0, min_mp: float = 3.0,
-                           max_mp: float = 12.0) -> list[Path]:
+def build_wallpaper_corpus(
+    folder: Path, count: int = 300, *, seed: int = 0, min_mp: float = 3.0, max_mp: float = 12.0
+) -> list[Path]:
     """`count` camera-sized JPEGs cut from the installed wallpapers, in `folder` (reused when
     already there with the same parameters and sources)."""
     sources = wallpaper_sources()
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "corpus.json"
     source_ids = [f"{p}:{p.stat().st_size}" for p in sources]
-    wanted = {"version": CORPUS_VERSION, "count": count, "seed": seed, "min_mp": min_mp, "max_mp": max_mp,
-              "sources": hashlib.sha256("\n".join(source_ids).encode()).hexdigest()}
+    wanted = {
+        "version": CORPUS_VERSION,
+        "count": count,
+        "seed": seed,
+        "min_mp": min_mp,
+        "max_mp": max_mp,
+        "sources": hashlib.sha256("\n".join(source_ids).encode()).hexdigest(),
+    }
     paths = [folder / f"IMG_{i:05d}.jpg" for i in range(count)]
-    if manifest.exists() and json.loads(manifest.read_text()) == wanted and all(p.exists() for p in paths):
+    if (
+        manifest.exists()
+        and json.loads(manifest.read_text()) == wanted
+        and all(p.exists() for p in paths)
+    ):
         return paths
     manifest.unlink(missing_ok=True)
     for stale in folder.glob("IMG_*.jpg"):
         stale.unlink()
     # Every source is used about equally, in a seeded order.
     order = np.random.default_rng(seed).permutation(max(count, len(sources))) % len(sources)
-    jobs = [(i, seed, str(sources[order[i]]), str(path), min_mp, max_mp) for i, path in enumerate(paths)]
+    jobs = [
+        (i, seed, str(sources[order[i]]), str(path), min_mp, max_mp) for i, path in enumerate(paths)
+    ]
     with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
         list(pool.map(_make_photo, jobs, chunksize=4))
     manifest.write_text(json.dumps(wanted))
@@ -141,9 +168,13 @@ def build_wallpaper_corpus(folder: Path, count: int = 300, *, seed: int = 0, min
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=300)
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "pixseek-wallpaper-photos")
+    parser.add_argument(
+        "--out", type=Path, default=Path(tempfile.gettempdir()) / "pixseek-wallpaper-photos"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -154,9 +185,14 @@ def main() -> None:
         with Image.open(path) as image:
             megapixels.append(image.width * image.height / 1e6)
         total += path.stat().st_size
-    print(f"{len(paths)} JPEGs from {len(wallpaper_sources())} wallpapers in {args.out} ({elapsed:.0f} s)")
-    print(f"{min(megapixels):.1f}-{max(megapixels):.1f} MP (median {np.median(megapixels):.1f}), "
-          f"{total / 2**20:.0f} MiB in all, {total / len(paths) / 2**20:.2f} MiB each on average")
+    print(
+        f"{len(paths)} JPEGs from {len(wallpaper_sources())} wallpapers in {args.out}"
+        f" ({elapsed:.0f} s)"
+    )
+    print(
+        f"{min(megapixels):.1f}-{max(megapixels):.1f} MP (median {np.median(megapixels):.1f}), "
+        f"{total / 2**20:.0f} MiB in all, {total / len(paths) / 2**20:.2f} MiB each on average"
+    )
 
 
 if __name__ == "__main__":

@@ -34,10 +34,14 @@ class JobRunner:
     def submit(self, request: JobRequest) -> JobInfo:
         path = Path(request.path).expanduser()
         if not path.is_absolute():
-            raise InputError(f"path {request.path!r} must be absolute (it is a path on the server).")
+            raise InputError(
+                f"path {request.path!r} must be absolute (it is a path on the server)."
+            )
         if not path.exists():
             raise InputError(f"path {request.path!r} does not exist on the server.")
-        job_id = self.catalog.create_job("index", job_args([path], request.collection, request.model, None))
+        job_id = self.catalog.create_job(
+            "index", job_args([path], request.collection, request.model, None)
+        )
         flag = threading.Event()
         with self._lock:
             self._stop_flags[job_id] = flag
@@ -48,8 +52,15 @@ class JobRunner:
         try:
             if flag.is_set() or not self.catalog.start_job(job_id):
                 return
-            run_index_job(self.settings, self.catalog, job_id, paths=[path], collection=request.collection,
-                          model_spec=request.model, should_stop=flag.is_set)
+            run_index_job(
+                self.settings,
+                self.catalog,
+                job_id,
+                paths=[path],
+                collection=request.collection,
+                model_spec=request.model,
+                should_stop=flag.is_set,
+            )
         except PixseekError as exc:
             log.info("job %s failed: %s", job_id, exc)
         except Exception:  # recorded on the job row by run_index_job; keep the worker alive
@@ -71,10 +82,15 @@ class JobRunner:
             with self._lock:
                 flag = self._stop_flags.get(job_id)
             if flag is None:
-                raise InputError(f"Job {job_id} is run by another process (the CLI); stop it there.")
+                raise InputError(
+                    f"Job {job_id} is run by another process (the CLI); stop it there."
+                )
             flag.set()
             deadline = time.monotonic() + wait_seconds
-            while time.monotonic() < deadline and self.catalog.get_job(job_id).state == JobState.RUNNING:
+            while (
+                time.monotonic() < deadline
+                and self.catalog.get_job(job_id).state == JobState.RUNNING
+            ):
                 time.sleep(0.1)
         return self.catalog.get_job(job_id)
 

@@ -46,53 +46,71 @@ class PixseekError(Exception):
 
 
 class ConfigError(PixseekError):
+    """A setting, flag or environment variable is wrong."""
+
     http_status = 500
     code = "config_error"
 
 
 class ModelError(PixseekError):
+    """A model spec cannot be parsed or its weights cannot be loaded."""
+
     http_status = 503
     code = "model_error"
 
 
 class ModelMismatchError(ModelError):
+    """An index was built with a different encoder than the query's."""
+
     http_status = 409
     code = "model_mismatch"
 
 
 class CatalogError(PixseekError):
+    """The catalog database is unreachable or has the wrong schema."""
+
     http_status = 503
     code = "catalog_error"
 
 
 class SchemaOutOfDateError(CatalogError):
+    """The catalog needs `pixseek db upgrade`."""
+
     code = "schema_out_of_date"
 
 
 class NotFoundError(PixseekError):
+    """An image id, collection or file that does not exist."""
+
     http_status = 404
     code = "not_found"
 
 
 class InputError(PixseekError):
+    """A query, upload or path given by the user is unusable."""
+
     http_status = 400
     code = "bad_input"
 
 
 class IndexLockedError(PixseekError):
+    """Another process is writing to the same collection."""
+
     http_status = 409
     code = "index_locked"
 
 
 class StorageError(PixseekError, OSError):
     """A write under the data directory failed for a reason the user must fix (built by
-    `search.storage.storage_errors.storage_error`, which names the path and what to do). `errno` and
-    `filename` are those of the failed write; `str()` is the sentence for the user."""
+    `search.storage.storage_errors.storage_error`, which names the path and what to do).
+    `errno` and `filename` are those of the failed write; `str()` is the sentence for the user."""
 
     http_status = 503
     code = "storage_error"
 
-    def __init__(self, message: str, *, errno: int | None = None, filename: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, errno: int | None = None, filename: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errno = errno
@@ -103,5 +121,7 @@ class StorageError(PixseekError, OSError):
 
 
 class DiskFullError(StorageError):
+    """No space left on the disk of a file pixseek was writing."""
+
     http_status = 507
     code = "disk_full"

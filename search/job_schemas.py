@@ -15,13 +15,20 @@ JobStateName = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 class JobRequest(BaseModel):
-    path: str = Field(description="Folder or image file to index (on the server's file system).",
-                      min_length=1, max_length=4096)
+    """What a new indexing job indexes: a path on the server, into which collection."""
+
+    path: str = Field(
+        description="Folder or image file to index (on the server's file system).",
+        min_length=1,
+        max_length=4096,
+    )
     collection: str = Field(default="default", min_length=1, max_length=200)
     model: str | None = Field(default=None, description="Encoder SPEC for a new collection.")
 
 
 class JobResponse(BaseModel):
+    """A job's state and progress, as the API, the jobs page and `pixseek jobs` show it."""
+
     id: int
     kind: str
     state: JobStateName
@@ -31,7 +38,9 @@ class JobResponse(BaseModel):
     failed: int
     rate: float | None = Field(description="Images per second.")
     error: str | None = None
-    errors: list[dict[str, Any]] = Field(default_factory=list, description="First failures: path and reason.")
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list, description="First failures: path and reason."
+    )
     args: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     started_at: datetime | None = None
@@ -39,4 +48,5 @@ class JobResponse(BaseModel):
 
     @classmethod
     def from_info(cls, info: JobInfo) -> JobResponse:
+        """The response for a catalog job row (same field names)."""
         return cls(**{name: getattr(info, name) for name in cls.model_fields})

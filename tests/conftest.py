@@ -9,7 +9,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-import json  # noqa: E402
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,14 +24,20 @@ from tests.photos import PhotoSet, make_photo_set
 
 pytest_plugins = ["tests.world_fixtures"]
 
-PG_TEST_URL = os.environ.get("PIXSEEK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_TEST_URL = os.environ.get(
+    "PIXSEEK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No PIXSEEK_* setting leaks in from the developer's shell; nothing touches the network."""
     for name in list(os.environ):
-        if name.startswith("PIXSEEK_") and name != "PIXSEEK_TEST_POSTGRES_URL" and name != "PIXSEEK_TEST_CACHE":
+        if (
+            name.startswith("PIXSEEK_")
+            and name != "PIXSEEK_TEST_POSTGRES_URL"
+            and name != "PIXSEEK_TEST_CACHE"
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
@@ -103,7 +109,9 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(data_dir: Path, database_url: str) -> Settings:
-    return Settings(data_dir=data_dir, database_url=database_url, model="tiny-test", workers=0, device="cpu")
+    return Settings(
+        data_dir=data_dir, database_url=database_url, model="tiny-test", workers=0, device="cpu"
+    )
 
 
 @pytest.fixture(scope="session")

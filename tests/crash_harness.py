@@ -9,6 +9,7 @@ and they are re-parented. Zombies (dead, not yet reaped) do not count as alive.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -25,9 +26,9 @@ from PIL import Image, ImageDraw
 
 from search.catalog import open_catalog
 from search.query.engine import SearchEngine
+from search.settings import Settings
 from search.storage.faiss_index import VectorIndex
 from search.storage.integrity import check_data_dir
-from search.settings import Settings
 from search.storage.vector_store import VectorStore
 
 __all__ = [
@@ -55,8 +56,13 @@ class Launcher:
     pre-imported pixseek (see that module for why and what stays real)."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.run_launcher"], cwd=ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.run_launcher"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self._answer()  # {"ready": pid}: imports done
 
     def _answer(self) -> dict:
@@ -88,6 +94,8 @@ class Launcher:
         if self.process.stdin is not None:
             self.process.stdin.close()
         self.process.wait(timeout=EVENT_CEILING_S)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @dataclass
@@ -104,7 +112,9 @@ def draw_image(path: Path, rng: random.Random, size: tuple[int, int] = (48, 40))
     draw = ImageDraw.Draw(image)
     for _ in range(5):
         xs, ys = sorted(rng.sample(range(width), 2)), sorted(rng.sample(range(height), 2))
-        draw.rectangle((xs[0], ys[0], xs[1], ys[1]), fill=tuple(rng.randrange(256) for _ in range(3)))
+        draw.rectangle(
+            (xs[0], ys[0], xs[1], ys[1]), fill=tuple(rng.randrange(256) for _ in range(3))
+        )
     image.save(path)
 
 
@@ -126,23 +136,30 @@ def draw_corpus(root: Path, count: int, *, seed: int = 3) -> Corpus:
 def crash_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment of a `pixseek` run under test: small batches, one decode worker, frequent
     FAISS saves (so kills land in every stage many times)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXSEEK_") or k.startswith("PIXSEEK_TEST_")}
-    env.update({
-        "PIXSEEK_DATA_DIR": str(settings.data_dir),
-        "PIXSEEK_DATABASE_URL": settings.resolved_database_url(),
-        "PIXSEEK_MODEL": "tiny-test",
-        "PIXSEEK_DEVICE": "cpu",
-        "PIXSEEK_BATCH_SIZE": "8",
-        "PIXSEEK_WORKERS": "1",
-        "PIXSEEK_INDEX_SAVE_SECONDS": "0.3",
-        "HF_HUB_OFFLINE": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PIXSEEK_") or k.startswith("PIXSEEK_TEST_")
+    }
+    env.update(
+        {
+            "PIXSEEK_DATA_DIR": str(settings.data_dir),
+            "PIXSEEK_DATABASE_URL": settings.resolved_database_url(),
+            "PIXSEEK_MODEL": "tiny-test",
+            "PIXSEEK_DEVICE": "cpu",
+            "PIXSEEK_BATCH_SIZE": "8",
+            "PIXSEEK_WORKERS": "1",
+            "PIXSEEK_INDEX_SAVE_SECONDS": "0.3",
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
-def wait_for(condition: Callable[[], object], what: str, ceiling: float = EVENT_CEILING_S,
-             poll: float = 0.02) -> tuple[object, float]:
+def wait_for(
+    condition: Callable[[], object], what: str, ceiling: float = EVENT_CEILING_S, poll: float = 0.02
+) -> tuple[object, float]:
     """Wait until `condition()` is truthy; returns (its value, seconds waited). Fails after
     `ceiling` seconds, saying what it waited for."""
     started = time.monotonic()
@@ -189,20 +206,27 @@ def wait_session_gone(session: int, within: float = 5.0) -> float:
             for pid in alive:
                 fields = _stat_fields(str(pid)) or ["?", "?"]
                 try:
-                    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+                    command = (
+                        Path(f"/proc/{pid}/cmdline")
+                        .read_bytes()
+                        .replace(b"\0", b" ")
+                        .decode()[:120]
+                    )
                 except OSError:
                     command = "?"
                 described.append(f"pid {pid} (parent {fields[1]}, state {fields[0]}): {command}")
             for pid in alive:  # do not leave them behind for the next test
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
-            pytest.fail(f"{len(alive)} process(es) of the killed run survived {within:.0f} s: {described}")
+            pytest.fail(
+                f"{len(alive)} process(es) of the killed run survived {within:.0f} s: {described}"
+            )
         time.sleep(0.02)
 
 
-def assert_invariant(settings: Settings, good: list[Path], bad: list[Path], *, search_every_file: bool = True) -> None:
+def assert_invariant(
+    settings: Settings, good: list[Path], bad: list[Path], *, search_every_file: bool = True
+) -> None:
     """Every file `embedded` (good) or `failed` (bad), once; catalog rows = durable vectors =
     FAISS ids; the FAISS file is the generation the catalog records; no temp files;
     `pixseek check` finds nothing wrong; searching by each image finds that image first."""
@@ -213,7 +237,9 @@ def assert_invariant(settings: Settings, good: list[Path], bad: list[Path], *, s
         assert counts == {"embedded": len(good), "failed": len(bad)}, counts
         embedded = np.sort(np.asarray(catalog.embedded_ids(collection.id), dtype=np.int64))
         rows = catalog.get_images(embedded.tolist())
-        assert sorted(r.path for r in rows.values()) == sorted(str(p) for p in good), "catalog paths differ"
+        assert sorted(r.path for r in rows.values()) == sorted(str(p) for p in good), (
+            "catalog paths differ"
+        )
         all_ids = {row.id for row in catalog.image_states(collection.id).values()}
         failed_paths = sorted(path for path, _ in catalog.failures(collection.id))
         assert failed_paths == sorted(str(p) for p in bad), failed_paths
@@ -232,7 +258,9 @@ def assert_invariant(settings: Settings, good: list[Path], bad: list[Path], *, s
     assert build is not None and build.generation == index.generation and build.count == len(good)
     vector_ids, _ = VectorStore(folder / "vectors", collection.dim).latest()
     # Vectors of pruned images may wait for a compaction; none may belong to a row not embedded.
-    assert np.array_equal(np.intersect1d(vector_ids, np.asarray(sorted(all_ids), dtype=np.int64)), embedded)
+    assert np.array_equal(
+        np.intersect1d(vector_ids, np.asarray(sorted(all_ids), dtype=np.int64)), embedded
+    )
     assert not list((folder / "vectors").glob(".*.tmp")) and not list(folder.glob(".*.tmp"))
 
     if search_every_file:
@@ -246,13 +274,17 @@ def _assert_each_image_finds_itself(settings: Settings, good: list[Path]) -> Non
     torch.set_num_threads(1)  # one small image at a time: more threads only contend on 2 busy cores
     catalog = open_catalog(settings.resolved_database_url())
     try:
-        engine = SearchEngine(settings.model_copy(update={"model": "tiny-test", "device": "cpu"}), catalog)
+        engine = SearchEngine(
+            settings.model_copy(update={"model": "tiny-test", "device": "cpu"}), catalog
+        )
         misses = []
         for path in good:
             hits = engine.search_image_bytes(path.read_bytes(), k=3).results
             if not hits or hits[0].path != str(path) or hits[0].score < 0.998:
                 misses.append((path.name, [(h.path, round(h.score, 4)) for h in hits]))
-        assert not misses, f"{len(misses)} of {len(good)} images do not find themselves first: {misses[:5]}"
+        assert not misses, (
+            f"{len(misses)} of {len(good)} images do not find themselves first: {misses[:5]}"
+        )
     finally:
         catalog.close()
         torch.set_num_threads(threads)

@@ -63,8 +63,13 @@ def heif_supported() -> bool:
     return True
 
 
-def _halves(size: tuple[int, int], first: tuple[int, int, int], second: tuple[int, int, int],
-            *, vertical: bool = False) -> Image.Image:
+def _halves(
+    size: tuple[int, int],
+    first: tuple[int, int, int],
+    second: tuple[int, int, int],
+    *,
+    vertical: bool = False,
+) -> Image.Image:
     """Two flat colours side by side (or one above the other): easy to check after decoding."""
     image = Image.new("RGB", size, first)
     w, h = size
@@ -89,8 +94,12 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 def _raw_png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes) -> bytes:
     """A PNG written by hand: lets the header say what Pillow would refuse to write."""
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 # -- good files ----------------------------------------------------------------------------
@@ -153,13 +162,18 @@ def _rgba_png(path: Path) -> GoodFile:
 def _animated(path: Path, fmt: str, **options: object) -> GoodFile:
     colours = (((255, 255, 0), (128, 0, 128)), ((0, 0, 255), (0, 0, 0)), ((0, 255, 0), (9, 9, 9)))
     frames = [_halves((32, 32), first, second) for first, second in colours]
-    frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=80, loop=0,
-                   **options)
+    frames[0].save(
+        path, fmt, save_all=True, append_images=frames[1:], duration=80, loop=0, **options
+    )
     return GoodFile(path, frames[0], 32, 32, 1.0)
 
 
-def _two_colours(path: Path, fmt: str, colours: tuple[tuple[int, int, int], tuple[int, int, int]],
-                 icc_profile: bytes = b"") -> GoodFile:
+def _two_colours(
+    path: Path,
+    fmt: str,
+    colours: tuple[tuple[int, int, int], tuple[int, int, int]],
+    icc_profile: bytes = b"",
+) -> GoodFile:
     """Two flat colours, optionally with an embedded ICC profile (kept as-is, not applied)."""
     look = _halves((32, 32), *colours)
     lossy = fmt == "JPEG"
@@ -201,17 +215,27 @@ def _make_good(root: Path) -> dict[str, GoodFile]:
         "animated_webp": _animated(root / "animated.webp", "WEBP", lossless=True),
         "icc_jpeg": _two_colours(root / "icc.jpg", "JPEG", ((250, 250, 0), (90, 0, 200)), srgb),
         "icc_png": _two_colours(root / "icc.png", "PNG", ((0, 200, 90), (240, 0, 120)), srgb),
-        "icc_garbage_jpeg": _two_colours(root / "icc-garbage.jpg", "JPEG",
-                                         ((20, 20, 20), (230, 230, 120)), b"\x00not a profile" * 8),
+        "icc_garbage_jpeg": _two_colours(
+            root / "icc-garbage.jpg",
+            "JPEG",
+            ((20, 20, 20), (230, 230, 120)),
+            b"\x00not a profile" * 8,
+        ),
         "strip_1x60000_png": _strip_png(root / "strip.png"),
-        "non_utf8_name_png": _plain_png(root / os.fsdecode(b"caf\xe9-latin1.png"),
-                                        ((10, 60, 200), (200, 200, 10))),
-        "long_name_png": _plain_png(root / ("long-" + "n" * 235 + ".png"),  # 244 bytes (max 255)
-                                    ((90, 10, 10), (10, 90, 10))),
-        "long_utf8_name_png": _plain_png(root / ("\u00e9" * 120 + ".png"),  # 244 bytes in UTF-8
-                                         ((255, 200, 200), (20, 20, 90))),
-        "inside_folder_named_jpg": _plain_png(root / "album.jpg" / "inside.png",
-                                              ((120, 70, 20), (250, 250, 250))),
+        "non_utf8_name_png": _plain_png(
+            root / os.fsdecode(b"caf\xe9-latin1.png"), ((10, 60, 200), (200, 200, 10))
+        ),
+        "long_name_png": _plain_png(
+            root / ("long-" + "n" * 235 + ".png"),  # 244 bytes (max 255)
+            ((90, 10, 10), (10, 90, 10)),
+        ),
+        "long_utf8_name_png": _plain_png(
+            root / ("\u00e9" * 120 + ".png"),  # 244 bytes in UTF-8
+            ((255, 200, 200), (20, 20, 90)),
+        ),
+        "inside_folder_named_jpg": _plain_png(
+            root / "album.jpg" / "inside.png", ((120, 70, 20), (250, 250, 250))
+        ),
     }
     if features.check("avif"):
         good["avif"] = _modern_format(root / "modern.avif", "AVIF")
@@ -236,20 +260,40 @@ def _make_bad(root: Path, rng: random.Random) -> dict[str, BadFile]:
         "truncated_jpeg_header": ("cut-header.jpg", jpeg[:20], f"{TRUNCATED}: starts like JPEG"),
         "truncated_png": ("cut.png", png[: len(png) // 2], TRUNCATED),
         "png_header_only": ("header-only.png", png[:33], f"{TRUNCATED}: starts like PNG"),
-        "non_utf8_truncated_jpeg": (os.fsdecode(b"\xff\xfe-cut.jpg"), jpeg[: len(jpeg) // 2],
-                                    TRUNCATED),
+        "non_utf8_truncated_jpeg": (
+            os.fsdecode(b"\xff\xfe-cut.jpg"),
+            jpeg[: len(jpeg) // 2],
+            TRUNCATED,
+        ),
         "zero_bytes": ("empty.jpg", b"", "empty file"),
-        "text": ("notes.jpg", b"Shopping list:\n- milk\n- eggs\n",
-                 "not an image: looks like plain text"),
-        "html": ("page.png", b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n",
-                 "not an image: looks like HTML text"),
-        "svg": ("drawing.png", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
-                b'width="10" height="10"><rect width="10" height="10"/></svg>\n',
-                "not an image: looks like SVG"),
-        "random_bytes": ("noise.webp", b"\x00\x01" + rng.randbytes(2000),
-                         "not an image: Pillow cannot identify"),
-        "decompression_bomb": ("bomb.png", _raw_png(BOMB_SIDE, BOMB_SIDE, 8, 0, b"\x00" * 64),
-                               "decompression bomb refused"),
+        "text": (
+            "notes.jpg",
+            b"Shopping list:\n- milk\n- eggs\n",
+            "not an image: looks like plain text",
+        ),
+        "html": (
+            "page.png",
+            b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n",
+            "not an image: looks like HTML text",
+        ),
+        "svg": (
+            "drawing.png",
+            (
+                b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+                b'width="10" height="10"><rect width="10" height="10"/></svg>\n'
+            ),
+            "not an image: looks like SVG",
+        ),
+        "random_bytes": (
+            "noise.webp",
+            b"\x00\x01" + rng.randbytes(2000),
+            "not an image: Pillow cannot identify",
+        ),
+        "decompression_bomb": (
+            "bomb.png",
+            _raw_png(BOMB_SIDE, BOMB_SIDE, 8, 0, b"\x00" * 64),
+            "decompression bomb refused",
+        ),
     }
     if not features.check("avif"):
         stub = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(32)

@@ -30,17 +30,28 @@ def make_photo_set(root: Path, count: int = 24, seed: int = 7) -> PhotoSet:
         image = Image.new("RGB", (rng.randint(120, 400), rng.randint(120, 400)), background)
         draw = ImageDraw.Draw(image)
         w, h = image.size
-        box = (rng.randint(0, w // 3), rng.randint(0, h // 3), rng.randint(w // 2, w), rng.randint(h // 2, h))
+        box = (
+            rng.randint(0, w // 3),
+            rng.randint(0, h // 3),
+            rng.randint(w // 2, w),
+            rng.randint(h // 2, h),
+        )
         if i % 3 == 0:
             draw.ellipse(box, fill=fill)
         elif i % 3 == 1:
             draw.rectangle(box, fill=fill)
         else:
-            draw.polygon([(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])], fill=fill)
+            draw.polygon(
+                [(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])], fill=fill
+            )
         for _ in range(rng.randint(0, 6)):
             x, y = rng.randint(0, w), rng.randint(0, h)
-            draw.line((x, y, rng.randint(0, w), rng.randint(0, h)), fill=rng.choice(COLOURS), width=3)
-        folder = root if i % 3 == 0 else (root / "holiday" if i % 3 == 1 else root / "holiday" / "day2")
+            draw.line(
+                (x, y, rng.randint(0, w), rng.randint(0, h)), fill=rng.choice(COLOURS), width=3
+            )
+        folder = (
+            root if i % 3 == 0 else (root / "holiday" if i % 3 == 1 else root / "holiday" / "day2")
+        )
         suffix = [".jpg", ".PNG", ".webp", ".JPEG"][i % 4]
         path = folder / f"photo_{i:03d}{suffix}"
         image.save(path, quality=92) if suffix.lower() in (".jpg", ".jpeg") else image.save(path)

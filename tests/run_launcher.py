@@ -16,6 +16,7 @@ by signal -R). End of input kills what is still running and exits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -53,10 +54,11 @@ def _run_child(request: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    import indexer.enrich.captions  # noqa: F401 - what the commands import lazily, imported once here
-    import indexer.jobs  # noqa: F401
     import open_clip  # noqa: F401 - imported by the encoder registry on first use (seconds)
-    import search.query.engine  # noqa: F401
+
+    import indexer.enrich.captions
+    import indexer.jobs  # noqa: F401
+    import search.query.engine
     import search.storage.integrity  # noqa: F401
     import web.cli  # noqa: F401
 
@@ -75,10 +77,8 @@ def main() -> None:
             children.discard(request["pid"])
             print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
     for pid in children:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 if __name__ == "__main__":

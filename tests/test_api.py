@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from search.schemas import MAX_K, SEARCH_MODES
 from search.settings import Settings
 from tests.conftest import Cli
 from tests.photos import PhotoSet
@@ -17,8 +20,14 @@ from web.app import create_app
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, photo_set: PhotoSet) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data", model="tiny-test", workers=0, device="cpu",
-                        max_upload_bytes=200_000, max_upload_pixels=1_000_000)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("api") / "data",
+        model="tiny-test",
+        workers=0,
+        device="cpu",
+        max_upload_bytes=200_000,
+        max_upload_pixels=1_000_000,
+    )
     Cli(settings).json("index", str(photo_set.root))
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -37,9 +46,24 @@ def test_health_docs_and_openapi(client: TestClient) -> None:
     assert "cdn" not in docs.text.lower()
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    for route in ("/api/search", "/api/search/image", "/api/images/{image_id}", "/api/images/{image_id}/file",
-                  "/api/images/{image_id}/thumbnail", "/api/images/{image_id}/similar"):
+    for route in (
+        "/api/search",
+        "/api/search/image",
+        "/api/images/{image_id}",
+        "/api/images/{image_id}/file",
+        "/api/images/{image_id}/thumbnail",
+        "/api/images/{image_id}/similar",
+    ):
         assert route in paths
+
+
+def test_search_parameters_are_documented_once(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    params = {p["name"]: p for p in spec["paths"]["/api/search"]["get"]["parameters"]}
+    assert {"q", "k", "collection", "mode", "dedupe", "rerank", "rerank_k", "tag"} <= set(params)
+    assert all(p.get("description") for p in params.values()), params
+    assert params["k"]["schema"]["anyOf"][0]["maximum"] == MAX_K
+    assert tuple(params["mode"]["schema"]["enum"]) == SEARCH_MODES
 
 
 @pytest.mark.parametrize(
@@ -52,11 +76,18 @@ def test_health_docs_and_openapi(client: TestClient) -> None:
         ("get", "/api/images/123456", {}, 404, "not_found"),
         ("get", "/api/images/abc", {}, 422, "invalid_request"),
         ("get", "/api/nothing-here", {}, 404, "not_found"),
-        ("post", "/api/search/image", {"files": {"file": ("x.png", b"not an image", "image/png")}}, 400, "bad_input"),
+        (
+            "post",
+            "/api/search/image",
+            {"files": {"file": ("x.png", b"not an image", "image/png")}},
+            400,
+            "bad_input",
+        ),
     ],
 )
-def test_errors_have_one_shape(client: TestClient, method: str, url: str, kwargs: dict, status: int,
-                               code: str) -> None:
+def test_errors_have_one_shape(
+    client: TestClient, method: str, url: str, kwargs: dict, status: int, code: str
+) -> None:
     response = getattr(client, method)(url, **kwargs)
     assert response.status_code == status, response.text
     body = response.json()
@@ -67,18 +98,29 @@ def test_errors_have_one_shape(client: TestClient, method: str, url: str, kwargs
 
 def test_upload_limits(client: TestClient) -> None:
     too_many_bytes = b"\x89PNG" + b"0" * 300_000
-    response = client.post("/api/search/image", files={"file": ("big.png", too_many_bytes, "image/png")})
+    response = client.post(
+        "/api/search/image", files={"file": ("big.png", too_many_bytes, "image/png")}
+    )
     assert response.status_code == 400 and "limit" in response.json()["error"]["message"]
     too_many_pixels = _png((1200, 1000))
     assert len(too_many_pixels) < 200_000
-    response = client.post("/api/search/image", files={"file": ("wide.png", too_many_pixels, "image/png")})
+    response = client.post(
+        "/api/search/image", files={"file": ("wide.png", too_many_pixels, "image/png")}
+    )
     assert response.status_code == 400 and "too large" in response.json()["error"]["message"]
     ok = client.post("/api/search/image", files={"file": ("ok.png", _png((100, 80)), "image/png")})
     assert ok.status_code == 200 and ok.json()["results"]
 
 
-@pytest.mark.parametrize("url", ["/api/images/..%2F..%2Fetc%2Fpasswd/file", "/api/images/%2Fetc%2Fpasswd/file",
-                                 "/static/..%2F..%2Fsearch%2Fsettings.py", "/api/images/-1/file"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/images/..%2F..%2Fetc%2Fpasswd/file",
+        "/api/images/%2Fetc%2Fpasswd/file",
+        "/static/..%2F..%2Fsearch%2Fsettings.py",
+        "/api/images/-1/file",
+    ],
+)
 def test_no_path_from_the_request_is_ever_served(client: TestClient, url: str) -> None:
     response = client.get(url)
     assert response.status_code in (404, 422)
@@ -91,3 +133,39 @@ def test_html_pages_render_and_show_errors(client: TestClient) -> None:
     assert "http://" not in page.text.replace("http://testserver", "")  # no external resources
     missing = client.get("/images/99999", headers={"accept": "text/html"})
     assert missing.status_code == 404 and "No image with id 99999" in missing.text
+
+
+def test_unexpected_errors_are_500s_in_the_one_shape_with_a_request_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data", device="cpu", warm_on_start=False))
+
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/api/test-boom", boom)
+    app.add_api_route("/test-boom", boom)
+    with caplog.at_level(logging.ERROR, logger="web.errors"), TestClient(app) as client:
+        response = client.get("/api/test-boom")
+        given = client.get("/api/test-boom", headers={"X-Request-ID": "proxy-id.42"})
+        forged = client.get("/api/test-boom", headers={"X-Request-ID": "x" * 500})
+        page = client.get("/test-boom", headers={"accept": "text/html"})
+        healthy = client.get("/healthz")
+
+    assert response.status_code == 500
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"status", "code", "message", "request_id"}
+    assert body["error"]["status"] == 500 and body["error"]["code"] == "internal_error"
+    request_id = body["error"]["request_id"]
+    assert response.headers["X-Request-ID"] == request_id
+    assert request_id in body["error"]["message"]
+    assert "secret internals" not in response.text
+    logged = [r for r in caplog.records if request_id in r.getMessage()]
+    assert logged and logged[0].exc_info is not None, caplog.text
+
+    assert given.headers["X-Request-ID"] == given.json()["error"]["request_id"] == "proxy-id.42"
+    assert forged.headers["X-Request-ID"] == forged.json()["error"]["request_id"] != "x" * 500
+    assert page.status_code == 500 and page.headers["X-Request-ID"] in page.text
+    assert "secret internals" not in page.text
+    assert healthy.status_code == 200 and healthy.headers["X-Request-ID"]

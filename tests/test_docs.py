@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
-    missing = [f"PIXSEEK_{name.upper()}" for name in Settings.model_fields
-               if f"PIXSEEK_{name.upper()}" not in readme]
+    missing = [
+        f"PIXSEEK_{name.upper()}"
+        for name in Settings.model_fields
+        if f"PIXSEEK_{name.upper()}" not in readme
+    ]
     assert not missing, f"undocumented settings: {missing}"
 
 
@@ -34,6 +37,11 @@ def test_compose_file_services_share_data_and_photos() -> None:
     for name in ("api", "indexer", "indexer-gpu"):
         volumes = services[name]["volumes"]
         assert "pixseek-data:/data" in volumes and any(v.endswith(":/photos:ro") for v in volumes)
-        assert services[name]["environment"]["PIXSEEK_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert services[name]["environment"]["PIXSEEK_DATABASE_URL"].startswith(
+            "postgresql+psycopg://"
+        )
         assert "pixseek db upgrade" in " ".join(services[name]["command"])
-    assert services["indexer-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    assert (
+        services["indexer-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"]
+        == "nvidia"
+    )

@@ -50,6 +50,8 @@ def test_search_dedupe_collapses_copies(tmp_path: Path, photos: PhotoSet) -> Non
     with TestClient(create_app(settings)) as client:
         api = client.get("/api/duplicates", params={"threshold": 0.999}).json()
         assert any({str(p) for p in group} <= set(g["paths"]) for g in api["groups"])
-        deduped = client.get("/api/search", params={"q": "a picture", "k": 40, "dedupe": "true"}).json()
+        deduped = client.get(
+            "/api/search", params={"q": "a picture", "k": 40, "dedupe": "true"}
+        ).json()
         paths = [r["path"] for r in deduped["results"]]
         assert sum(p in paths for p in map(str, group)) <= 1, "copies collapse into one hit"

@@ -15,14 +15,24 @@ from PIL import Image
 
 from search.errors import ConfigError
 from search.models import cpu_inference
-from search.models.cpu_inference import MIN_COSINE, apply_cpu_precision, choose_cpu_precision, probe_pixels
-from search.models.model_spec import parse_encoder_spec
-from search.models.open_clip_encoder import OpenClipEncoder
+from search.models.cpu_inference import (
+    MIN_COSINE,
+    apply_cpu_precision,
+    choose_cpu_precision,
+    probe_pixels,
+)
+from search.models.encoders.open_clip_encoder import OpenClipEncoder
+from search.models.specs import parse_encoder_spec
 
 SHIPPED_PRECISIONS = ("bf16",)  # compared with fp32 eager below; fp32 is the reference itself
-MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "search" / "models" / "model_configs"
-QUERIES = ["dog", "a red car parked in front of an old brick house at sunset", "x",
-           "two children playing football in the park with their dog", "mountain lake"]
+MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "search" / "models" / "configs"
+QUERIES = [
+    "dog",
+    "a red car parked in front of an old brick house at sunset",
+    "x",
+    "two children playing football in the park with their dog",
+    "mountain lake",
+]
 
 
 def _photo_like_images(count: int, seed: int = 0) -> list[Image.Image]:
@@ -32,7 +42,9 @@ def _photo_like_images(count: int, seed: int = 0) -> list[Image.Image]:
     images = []
     for _ in range(count):
         a, b, c = rng.random(3)
-        base = np.stack([a * x + (1 - a) * y, 0.5 + 0.5 * np.sin((4 + 20 * b) * x), c * (1 - y)], axis=-1)
+        base = np.stack(
+            [a * x + (1 - a) * y, 0.5 + 0.5 * np.sin((4 + 20 * b) * x), c * (1 - y)], axis=-1
+        )
         blob = ((x - rng.random()) ** 2 + (y - rng.random()) ** 2 < 0.05)[..., None]
         pixels = np.where(blob, rng.random(3), base) + 0.05 * rng.standard_normal(base.shape)
         images.append(Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)))
@@ -43,7 +55,9 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum(axis=1).min())
 
 
-def _assert_precision_matches_fp32(spec: str, precision: str, images: list[Image.Image], texts: list[str]) -> None:
+def _assert_precision_matches_fp32(
+    spec: str, precision: str, images: list[Image.Image], texts: list[str]
+) -> None:
     reference = OpenClipEncoder(parse_encoder_spec(spec), device="cpu", cpu_precision="fp32")
     candidate = OpenClipEncoder(parse_encoder_spec(spec), device="cpu", cpu_precision=precision)
     assert candidate.cpu_precision is not None and candidate.cpu_precision.precision == precision, (
@@ -52,13 +66,16 @@ def _assert_precision_matches_fp32(spec: str, precision: str, images: list[Image
     image_cos = _min_cosine(candidate.encode_images(images), reference.encode_images(images))
     text_cos = _min_cosine(candidate.encode_texts(texts), reference.encode_texts(texts))
     assert image_cos >= MIN_COSINE and text_cos >= MIN_COSINE, (
-        f"{spec} in {precision}: min cosine to fp32 eager {image_cos:.5f} (images), {text_cos:.5f} (texts)"
+        f"{spec} in {precision}: min cosine to fp32 eager {image_cos:.5f} (images),"
+        f" {text_cos:.5f} (texts)"
     )
 
 
 @pytest.mark.parametrize("precision", SHIPPED_PRECISIONS)
 def test_shipped_cpu_precision_matches_fp32_on_the_tiny_model(precision: str) -> None:
-    _assert_precision_matches_fp32("pixseek-tiny-test/random", precision, _photo_like_images(8), QUERIES)
+    _assert_precision_matches_fp32(
+        "pixseek-tiny-test/random", precision, _photo_like_images(8), QUERIES
+    )
 
 
 @pytest.mark.slow
@@ -77,7 +94,9 @@ def test_shipped_cpu_precision_matches_fp32_on_the_trained_tiny_clip(
     world_dir, model_dir = trained_world
     items = [json.loads(line) for line in (world_dir / "test.jsonl").read_text().splitlines()[:24]]
     images = [Image.open(world_dir / item["image"]).convert("RGB") for item in items]
-    _assert_precision_matches_fp32(f"local-dir:{model_dir}", precision, images, [item["caption"] for item in items])
+    _assert_precision_matches_fp32(
+        f"local-dir:{model_dir}", precision, images, [item["caption"] for item in items]
+    )
 
 
 def test_auto_uses_bf16_only_where_the_cpu_has_amx(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,24 +105,30 @@ def test_auto_uses_bf16_only_where_the_cpu_has_amx(monkeypatch: pytest.MonkeyPat
     assert choose_cpu_precision("bf16")[0] == "bf16", "an explicit request is honoured"
     monkeypatch.setattr(cpu_inference, "native_bf16_unit", lambda: "AVX512-BF16")
     assert choose_cpu_precision("auto") == (
-        "fp32", "this CPU has AVX512-BF16 but no AMX, where bf16 measured slower than fp32")
+        "fp32",
+        "this CPU has AVX512-BF16 but no AMX, where bf16 measured slower than fp32",
+    )
     monkeypatch.setattr(cpu_inference, "native_bf16_unit", lambda: "AMX-BF16")
     assert choose_cpu_precision("auto") == ("bf16", "this CPU has AMX-BF16")
     assert choose_cpu_precision("fp32")[0] == "fp32"
 
 
 def test_unknown_cpu_precision_names_the_setting() -> None:
-    with pytest.raises(ConfigError, match="PIXSEEK_CPU_PRECISION is 'fp8'; expected one of auto, fp32, bf16"):
+    with pytest.raises(
+        ConfigError, match="PIXSEEK_CPU_PRECISION is 'fp8'; expected one of auto, fp32, bf16"
+    ):
         choose_cpu_precision("fp8")
 
 
 def _tiny_fp32() -> OpenClipEncoder:
-    return OpenClipEncoder(parse_encoder_spec("pixseek-tiny-test/random"), device="cpu", cpu_precision="fp32")
+    return OpenClipEncoder(
+        parse_encoder_spec("pixseek-tiny-test/random"), device="cpu", cpu_precision="fp32"
+    )
 
 
 def _probe_inputs(encoder: OpenClipEncoder) -> tuple[Any, Any]:
     pixels = encoder.pixel_transform.normalise(probe_pixels(encoder.image_size))
-    return pixels, encoder._tokenizer(QUERIES)  # noqa: SLF001
+    return pixels, encoder._tokenizer(QUERIES)
 
 
 def _weights(model: Any) -> dict[str, torch.Tensor]:
@@ -111,37 +136,48 @@ def _weights(model: Any) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in tensors}
 
 
-def _assert_exact_fp32(encoder: OpenClipEncoder, before: dict[str, torch.Tensor], images: np.ndarray) -> None:
-    after = _weights(encoder._model)  # noqa: SLF001
-    changed = [name for name in before if after[name].dtype != before[name].dtype
-               or not torch.equal(after[name], before[name])]
+def _assert_exact_fp32(
+    encoder: OpenClipEncoder, before: dict[str, torch.Tensor], images: np.ndarray
+) -> None:
+    after = _weights(encoder._model)
+    changed = [
+        name
+        for name in before
+        if after[name].dtype != before[name].dtype or not torch.equal(after[name], before[name])
+    ]
     assert not changed, f"not restored to the original fp32 tensors: {changed[:5]}"
     assert np.array_equal(encoder.encode_images(_photo_like_images(3)), images)
 
 
 def test_failing_conversion_falls_back_to_exact_fp32(caplog: pytest.LogCaptureFixture) -> None:
     encoder = _tiny_fp32()
-    before, images = _weights(encoder._model), encoder.encode_images(_photo_like_images(3))  # noqa: SLF001
+    before, images = _weights(encoder._model), encoder.encode_images(_photo_like_images(3))
 
     def broken(model: Any, dtype: Any) -> None:
         model.to(dtype)  # everything converted, then it fails
         raise RuntimeError("oneDNN has no bf16 kernel here")
 
-    choice = apply_cpu_precision(encoder._model, "bf16", *_probe_inputs(encoder), convert=broken)  # noqa: SLF001
-    assert choice.precision == "fp32" and "oneDNN has no bf16 kernel here" in choice.reason, choice.reason
+    choice = apply_cpu_precision(encoder._model, "bf16", *_probe_inputs(encoder), convert=broken)
+    assert choice.precision == "fp32" and "oneDNN has no bf16 kernel here" in choice.reason, (
+        choice.reason
+    )
     assert choice.image_dtype == torch.float32 and "keeping fp32" in caplog.text
     _assert_exact_fp32(encoder, before, images)
 
 
-def test_conversion_below_the_cosine_bar_is_undone_exactly(caplog: pytest.LogCaptureFixture) -> None:
+def test_conversion_below_the_cosine_bar_is_undone_exactly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     encoder = _tiny_fp32()
-    before, images = _weights(encoder._model), encoder.encode_images(_photo_like_images(3))  # noqa: SLF001
+    before, images = _weights(encoder._model), encoder.encode_images(_photo_like_images(3))
 
     def lossy(model: Any, dtype: Any) -> None:
         model.to(dtype)
-        model.visual.proj.data = model.visual.proj.data * torch.randn_like(model.visual.proj)  # wrecks images
+        model.visual.proj.data = model.visual.proj.data * torch.randn_like(
+            model.visual.proj
+        )  # wrecks images
 
-    choice = apply_cpu_precision(encoder._model, "bf16", *_probe_inputs(encoder), convert=lossy)  # noqa: SLF001
+    choice = apply_cpu_precision(encoder._model, "bf16", *_probe_inputs(encoder), convert=lossy)
     assert choice.precision == "fp32" and "below 0.999" in choice.reason, choice.reason
     assert "keeping fp32" in caplog.text
     _assert_exact_fp32(encoder, before, images)
@@ -152,7 +188,9 @@ def test_encoder_runs_fp32_when_bf16_fails_to_load(monkeypatch: pytest.MonkeyPat
         raise RuntimeError("no bf16 here")
 
     monkeypatch.setattr(cpu_inference, "_convert_model", broken)
-    encoder = OpenClipEncoder(parse_encoder_spec("pixseek-tiny-test/random"), device="cpu", cpu_precision="bf16")
+    encoder = OpenClipEncoder(
+        parse_encoder_spec("pixseek-tiny-test/random"), device="cpu", cpu_precision="bf16"
+    )
     assert encoder.cpu_precision is not None and encoder.cpu_precision.precision == "fp32"
     assert "no bf16 here" in encoder.cpu_precision.reason
     images = _photo_like_images(2)
@@ -164,7 +202,10 @@ def _shipped_architectures() -> list[Any]:
     names = {preset["encoder"].split("/")[0] for preset in presets.values()}
     names |= {path.stem for path in MODEL_CONFIGS.glob("*.json")}
     small = {path.stem for path in MODEL_CONFIGS.glob("*.json")}
-    return [pytest.param(name, marks=() if name in small else pytest.mark.slow) for name in sorted(names)]
+    return [
+        pytest.param(name, marks=() if name in small else pytest.mark.slow)
+        for name in sorted(names)
+    ]
 
 
 @pytest.mark.parametrize("architecture", _shipped_architectures())
@@ -173,7 +214,7 @@ def test_trimmed_text_equals_full_context_text(architecture: str) -> None:
     import open_clip
 
     from search.models.causal_text import can_trim_text, encode_text_trimmed
-    from search.models.open_clip_configs import register_pixseek_configs
+    from search.models.encoders.open_clip_configs import register_pixseek_configs
 
     register_pixseek_configs()
     with torch.random.fork_rng(devices=[]):
@@ -185,4 +226,6 @@ def test_trimmed_text_equals_full_context_text(architecture: str) -> None:
         trimmed = encode_text_trimmed(model, tokens)
         full = model.encode_text(tokens)
     difference = float((trimmed - full).abs().max())
-    assert difference <= 1e-5, f"{architecture}: trimmed text differs from full context by {difference:g}"
+    assert difference <= 1e-5, (
+        f"{architecture}: trimmed text differs from full context by {difference:g}"
+    )

@@ -13,8 +13,16 @@ from indexer.quality.evaluation import recall_at
 from search.settings import Settings
 from tests.conftest import Cli
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 220, 30),
-           "purple": (140, 30, 160), "orange": (240, 140, 20), "black": (10, 10, 10), "white": (245, 245, 245)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 30),
+    "blue": (30, 30, 220),
+    "yellow": (230, 220, 30),
+    "purple": (140, 30, 160),
+    "orange": (240, 140, 20),
+    "black": (10, 10, 10),
+    "white": (245, 245, 245),
+}
 
 
 def _tiny_dataset(root: Path, count: int = 24) -> list[tuple[str, list[str]]]:
@@ -28,7 +36,9 @@ def _tiny_dataset(root: Path, count: int = 24) -> list[tuple[str, list[str]]]:
         image.paste(COLOURS[colour], (8 + i % 5, 8, 40, 40))
         name = f"img{i:03d}.png"
         image.save(root / "images" / name)
-        items.append((name, [f"a {colour} square on {other}", f"{colour} block, {other} background #{i}"]))
+        items.append(
+            (name, [f"a {colour} square on {other}", f"{colour} block, {other} background #{i}"])
+        )
     return items
 
 
@@ -39,13 +49,28 @@ def test_recall_definition() -> None:
 def test_jsonl_and_karpathy_formats_give_the_same_numbers(tmp_path: Path) -> None:
     items = _tiny_dataset(tmp_path)
     jsonl = tmp_path / "pairs.jsonl"
-    jsonl.write_text("".join(json.dumps({"image": f"images/{name}", "caption": c}) + "\n"
-                             for name, caps in items for c in caps))
+    jsonl.write_text(
+        "".join(
+            json.dumps({"image": f"images/{name}", "caption": c}) + "\n"
+            for name, caps in items
+            for c in caps
+        )
+    )
     karpathy = tmp_path / "dataset_tiny.json"
-    karpathy.write_text(json.dumps({"images": [
-        {"filename": name, "split": "test" if i < 20 else "train", "sentences": [{"raw": c} for c in caps]}
-        for i, (name, caps) in enumerate(items)
-    ]}))
+    karpathy.write_text(
+        json.dumps(
+            {
+                "images": [
+                    {
+                        "filename": name,
+                        "split": "test" if i < 20 else "train",
+                        "sentences": [{"raw": c} for c in caps],
+                    }
+                    for i, (name, caps) in enumerate(items)
+                ]
+            }
+        )
+    )
     cli = Cli(Settings(data_dir=tmp_path / "data", model="tiny-test", workers=0, device="cpu"))
     from_jsonl = cli.json("eval", str(jsonl), "--k", "1,5,10")
     assert from_jsonl["queries"] == 48 and from_jsonl["mode"] == "vector"
@@ -60,8 +85,13 @@ def test_random_weights_are_near_chance(tmp_path: Path) -> None:
     """The metric can fail: an untrained encoder retrieves at about chance level."""
     items = _tiny_dataset(tmp_path, count=40)
     jsonl = tmp_path / "pairs.jsonl"
-    jsonl.write_text("".join(json.dumps({"image": f"images/{n}", "caption": c}) + "\n" for n, caps in items
-                             for c in caps))
+    jsonl.write_text(
+        "".join(
+            json.dumps({"image": f"images/{n}", "caption": c}) + "\n"
+            for n, caps in items
+            for c in caps
+        )
+    )
     cli = Cli(Settings(data_dir=tmp_path / "data", model="tiny-test", workers=0, device="cpu"))
     result = cli.json("eval", str(jsonl), "--k", "1,5")
     chance_at_5 = 5 / 40

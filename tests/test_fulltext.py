@@ -13,18 +13,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text, update
 
-from search.catalog import Catalog, open_catalog
+from search.catalog import Catalog, EmbeddedImage, FailedImage, NewImage, open_catalog
 from search.catalog.fulltext import (
     MAX_QUERY_TERMS,
     autogenerate_filters,
     full_text_search,
     query_terms,
-    reciprocal_rank_fusion,
     search_text_for,
 )
 from search.catalog.migrate import alembic_config, downgrade_database, upgrade_database
 from search.catalog.schema import Base, Image
 from search.images.paths import path_key
+from search.query.fusion import reciprocal_rank_fusion
 
 HOSTILE_QUERIES = [
     '"',
@@ -57,17 +57,24 @@ def catalog(database_url: str) -> Iterator[Catalog]:
 def add_images(catalog: Catalog, collection_id: int, rows: list[dict[str, Any]]) -> list[int]:
     """Insert rows through the catalog, embed (or fail) them, then write their `search_text`
     as the application will: from path, caption and tags."""
-    ids = catalog.add_pending_images(collection_id, [
-        {"path": row["path"], "path_key": path_key(row["path"]), "size": 1, "mtime": 1.0}
-        for row in rows
-    ])
+    ids = catalog.add_pending_images(
+        collection_id,
+        [
+            NewImage(path=row["path"], path_key=path_key(row["path"]), size=1, mtime=1.0)
+            for row in rows
+        ],
+    )
     status = [row.get("status", "embedded") for row in rows]
     catalog.finish_batch(
-        [{"id": i, "width": 8, "height": 8} for i, s in zip(ids, status) if s == "embedded"],
-        [(i, "broken") for i, s in zip(ids, status) if s == "failed"],
+        [
+            EmbeddedImage(id=i, width=8, height=8)
+            for i, s in zip(ids, status, strict=True)
+            if s == "embedded"
+        ],
+        [FailedImage(i, "broken") for i, s in zip(ids, status, strict=True) if s == "failed"],
     )
     with catalog.session() as session:
-        for image_id, row in zip(ids, rows):
+        for image_id, row in zip(ids, rows, strict=True):
             value = search_text_for(row["path"], row.get("caption"), row.get("tags"))
             session.execute(update(Image).where(Image.id == image_id).values(search_text=value))
     return ids
@@ -96,7 +103,9 @@ COMMON_CAPTIONS = [
 def test_full_text_revision_upgrades_downgrades_and_upgrades_again(database_url: str) -> None:
     catalog = open_catalog(database_url, upgrade=True)
     engine = catalog.engine
-    [image_id] = add_images(catalog, collection(catalog), [{"path": "/z.jpg", "caption": "an airship"}])
+    [image_id] = add_images(
+        catalog, collection(catalog), [{"path": "/z.jpg", "caption": "an airship"}]
+    )
 
     def index_names() -> set[str]:
         return {ix["name"] for ix in inspect(engine).get_indexes("images")}
@@ -170,22 +179,33 @@ def test_rare_caption_word_is_found_first(catalog: Catalog) -> None:
 
 def test_stemming_matches_other_forms_of_a_word(catalog: Catalog) -> None:
     cid = collection(catalog)
-    ids = add_images(catalog, cid, [
-        {"path": "/p/a.jpg", "caption": "a dog runs along the beach"},
-        {"path": "/p/b.jpg", "caption": "a cat sleeps on a sofa"},
-    ])
+    ids = add_images(
+        catalog,
+        cid,
+        [
+            {"path": "/p/a.jpg", "caption": "a dog runs along the beach"},
+            {"path": "/p/b.jpg", "caption": "a cat sleeps on a sofa"},
+        ],
+    )
     assert hit_ids(catalog, "running") == [ids[0]]
     assert hit_ids(catalog, "Sleeping cats") == [ids[1]]
 
 
 def test_file_name_words_and_tags_are_found(catalog: Catalog) -> None:
     cid = collection(catalog)
-    ids = add_images(catalog, cid, [
-        {"path": "/photos/2019/IMG_2041_grandmasKitchen.jpg", "caption": "a room"},
-        {"path": "/photos/2019/holiday-lighthouse.v2.png", "caption": None, "tags": [
-            {"label": "seascape", "score": 0.8}, {"label": "tower", "score": 0.4}]},
-        {"path": "fsbytes:/photos/%FFmarmot.jpg", "caption": None},
-    ])
+    ids = add_images(
+        catalog,
+        cid,
+        [
+            {"path": "/photos/2019/IMG_2041_grandmasKitchen.jpg", "caption": "a room"},
+            {
+                "path": "/photos/2019/holiday-lighthouse.v2.png",
+                "caption": None,
+                "tags": [{"label": "seascape", "score": 0.8}, {"label": "tower", "score": 0.4}],
+            },
+            {"path": "fsbytes:/photos/%FFmarmot.jpg", "caption": None},
+        ],
+    )
     search = lambda q: hit_ids(catalog, q)  # noqa: E731
     assert search("kitchen") == [ids[0]]
     assert search("grandmas") == [ids[0]]
@@ -209,10 +229,14 @@ def test_hostile_queries_do_not_raise(catalog: Catalog) -> None:
 
 def test_accents_are_ignored_on_both_databases(catalog: Catalog) -> None:
     cid = collection(catalog)
-    ids = add_images(catalog, cid, [
-        {"path": "/p/Zürich.jpg", "caption": "a café at night"},
-        {"path": "/p/b.jpg", "caption": "a naive painting of a cafe"},
-    ])
+    ids = add_images(
+        catalog,
+        cid,
+        [
+            {"path": "/p/Zürich.jpg", "caption": "a café at night"},
+            {"path": "/p/b.jpg", "caption": "a naive painting of a cafe"},
+        ],
+    )
     search = lambda q: sorted(hit_ids(catalog, q))  # noqa: E731
     assert search("CAFE") == search("Café") == ids
     assert search("zurich") == search("ZÜRICH") == [ids[0]]
@@ -221,11 +245,15 @@ def test_accents_are_ignored_on_both_databases(catalog: Catalog) -> None:
 
 def test_only_embedded_rows_are_found(catalog: Catalog) -> None:
     cid = collection(catalog)
-    ids = add_images(catalog, cid, [
-        {"path": "/p/a.jpg", "caption": "zeppelin one", "status": "embedded"},
-        {"path": "/p/b.jpg", "caption": "zeppelin two", "status": "pending"},
-        {"path": "/p/c.jpg", "caption": "zeppelin three", "status": "failed"},
-    ])
+    ids = add_images(
+        catalog,
+        cid,
+        [
+            {"path": "/p/a.jpg", "caption": "zeppelin one", "status": "embedded"},
+            {"path": "/p/b.jpg", "caption": "zeppelin two", "status": "pending"},
+            {"path": "/p/c.jpg", "caption": "zeppelin three", "status": "failed"},
+        ],
+    )
     assert hit_ids(catalog, "zeppelin") == [ids[0]]
 
 

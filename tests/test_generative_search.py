@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from search.catalog import open_catalog
+from search.models.registry import register_reranker
 from search.query.engine import SearchEngine
-from search.models.generative_registry import register_reranker
 from search.settings import Settings
 from tests.conftest import Cli
 from tests.photos import PhotoSet
@@ -23,7 +23,9 @@ from web.app import create_app
 
 @pytest.fixture
 def gen_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"reranker": "tiny-test", "captioner": "tiny-test", "rerank_k": 8})
+    return settings.model_copy(
+        update={"reranker": "tiny-test", "captioner": "tiny-test", "rerank_k": 8}
+    )
 
 
 @pytest.fixture
@@ -35,8 +37,9 @@ def gen_cli(gen_settings: Settings) -> Cli:
     return cli
 
 
-def test_rerank_keeps_both_scores_and_orders_by_match_probability(gen_cli: Cli, gen_settings: Settings,
-                                                                   photo_set: PhotoSet) -> None:
+def test_rerank_keeps_both_scores_and_orders_by_match_probability(
+    gen_cli: Cli, gen_settings: Settings, photo_set: PhotoSet
+) -> None:
     gen_cli.json("index", str(photo_set.root))
     plain = gen_cli.json("search", "a red circle", "--k", "8")["results"]
     reranked = gen_cli.json("search", "a red circle", "--k", "8", "--rerank", "--rerank-k", "8")
@@ -48,14 +51,20 @@ def test_rerank_keeps_both_scores_and_orders_by_match_probability(gen_cli: Cli, 
     assert all(h["clip_score"] == pytest.approx(clip_of[h["id"]], abs=1e-5) for h in hits)
     assert reranked["timings"]["rerank_ms"] > 0
     with TestClient(create_app(gen_settings)) as client:
-        api = client.get("/api/search", params={"q": "a red circle", "k": 8, "rerank": "true", "rerank_k": 8}).json()
+        api = client.get(
+            "/api/search", params={"q": "a red circle", "k": 8, "rerank": "true", "rerank_k": 8}
+        ).json()
         assert [h["id"] for h in api["results"]] == [h["id"] for h in hits]
         assert "rerank_ms" in api["timings"]
-        page = client.get("/", params={"q": "a red circle", "rerank": "true"}, headers={"accept": "text/html"})
+        page = client.get(
+            "/", params={"q": "a red circle", "rerank": "true"}, headers={"accept": "text/html"}
+        )
         assert page.status_code == 200 and "(clip " in page.text
 
 
-def test_captions_questions_and_tags(gen_cli: Cli, gen_settings: Settings, photo_set: PhotoSet) -> None:
+def test_captions_questions_and_tags(
+    gen_cli: Cli, gen_settings: Settings, photo_set: PhotoSet
+) -> None:
     summary = gen_cli.json("index", str(photo_set.root), "--captions")
     assert summary["captions"]["captioned"] == len(photo_set.good)
     assert "tiny-test" in summary["captions"]["model_id"]
@@ -67,18 +76,27 @@ def test_captions_questions_and_tags(gen_cli: Cli, gen_settings: Settings, photo
     assert set(answer) >= {"answer", "model"} and isinstance(answer["answer"], str)
     with TestClient(create_app(gen_settings)) as client:
         detail = client.get(f"/api/images/{hit['id']}").json()
-        assert detail["caption"] == hit["caption"] and detail["caption_model"] == summary["captions"]["model_id"]
+        assert (
+            detail["caption"] == hit["caption"]
+            and detail["caption_model"] == summary["captions"]["model_id"]
+        )
         assert all(set(t) == {"label", "score"} for t in detail["tags"])
         asked = client.post(f"/api/images/{hit['id']}/ask", json={"question": "is it round?"})
         assert asked.status_code == 200 and isinstance(asked.json()["answer"], str)
         too_long = client.post(f"/api/images/{hit['id']}/ask", json={"question": "why " * 100})
         assert too_long.status_code == 422
         assert client.post("/api/images/999999/ask", json={"question": "x?"}).status_code == 404
-        tagged = [i for i in range(1, 40) if client.get(f"/api/images/{i}").status_code == 200
-                  and client.get(f"/api/images/{i}").json()["tags"]]
+        tagged = [
+            i
+            for i in range(1, 40)
+            if client.get(f"/api/images/{i}").status_code == 200
+            and client.get(f"/api/images/{i}").json()["tags"]
+        ]
         if tagged:  # random tiny-test weights may spread probability too thin for any tag to pass
             label = client.get(f"/api/images/{tagged[0]}").json()["tags"][0]["label"]
-            filtered = client.get("/api/search", params={"q": "x", "k": 50, "tag": label}).json()["results"]
+            filtered = client.get("/api/search", params={"q": "x", "k": 50, "tag": label}).json()[
+                "results"
+            ]
             assert filtered and all(label in [t["label"] for t in r["tags"]] for r in filtered)
 
 
@@ -92,7 +110,9 @@ def test_hybrid_finds_a_rare_caption_word(gen_cli: Cli, photos: PhotoSet) -> Non
     assert str(target) in [h["path"] for h in hybrid]
     vector = gen_cli.json("search", "zanzibarite", "--mode", "vector", "--k", "3")["results"]
     assert all(h["text_score"] is None for h in vector)
-    named = gen_cli.json("search", f"photo {target.stem.split('_')[1]}", "--mode", "text", "--k", "3")["results"]
+    named = gen_cli.json(
+        "search", f"photo {target.stem.split('_')[1]}", "--mode", "text", "--k", "3"
+    )["results"]
     assert str(target) in [h["path"] for h in named], "file names are searchable"
     whole = gen_cli.json("search", target.stem, "--mode", "text", "--k", "1")["results"]
     assert whole[0]["path"] == str(target), "a file name finds its file as typed"
@@ -107,9 +127,13 @@ class OracleReranker:
     def __init__(self, captions_by_pixels: dict[str, str]) -> None:
         self.captions_by_pixels = captions_by_pixels
 
-    def score(self, query: str, images: Sequence[Image.Image], keys: Sequence[Hashable] | None = None) -> np.ndarray:
-        return np.array([1.0 if self.captions_by_pixels.get(_pixels(i)) == query else 0.0 for i in images],
-                        dtype=np.float32)
+    def score(
+        self, query: str, images: Sequence[Image.Image], keys: Sequence[Hashable] | None = None
+    ) -> np.ndarray:
+        return np.array(
+            [1.0 if self.captions_by_pixels.get(_pixels(i)) == query else 0.0 for i in images],
+            dtype=np.float32,
+        )
 
 
 def _pixels(image: Image.Image) -> str:
@@ -123,11 +147,19 @@ def test_rerank_recall_at_1_equals_first_stage_recall_at_r(tmp_path: Path) -> No
     rng = np.random.default_rng(0)
     for i in range(60):
         image = Image.new("RGB", (48, 48), tuple(int(v) for v in rng.integers(0, 256, 3)))
-        ImageDraw.Draw(image).rectangle((i % 20, 10, 30 + i % 15, 40), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        ImageDraw.Draw(image).rectangle(
+            (i % 20, 10, 30 + i % 15, 40), fill=tuple(int(v) for v in rng.integers(0, 256, 3))
+        )
         image.save(folder / f"{i:02d}.png")
         captions[_pixels(image)] = f"picture number {i}"
-    settings = Settings(data_dir=tmp_path / "d", model="tiny-test", workers=0, device="cpu", reranker="oracle",
-                        tags=False)
+    settings = Settings(
+        data_dir=tmp_path / "d",
+        model="tiny-test",
+        workers=0,
+        device="cpu",
+        reranker="oracle",
+        tags=False,
+    )
     Cli(settings).json("index", str(folder))
     register_reranker("oracle", OracleReranker(captions))
     catalog = open_catalog(settings.resolved_database_url())

@@ -238,7 +238,10 @@ def test_scan_through_a_linked_root_keeps_the_links_inside_it(
     alias.symlink_to(corpus.root, target_is_directory=True)
     via_alias = {f.path.relative_to(alias) for f in iter_image_files(alias)}
     direct = {f.path.relative_to(corpus.root) for f in iter_image_files(corpus.root)}
-    assert via_alias == direct, {"direct only": direct - via_alias, "alias only": via_alias - direct}
+    assert via_alias == direct, {
+        "direct only": direct - via_alias,
+        "alias only": via_alias - direct,
+    }
     assert Path("links/inside.png") in via_alias  # resolves inside the (resolved) root
 
 

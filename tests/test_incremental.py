@@ -36,7 +36,9 @@ def test_no_prune_keeps_entries_of_missing_files(cli: Cli, photos: PhotoSet) -> 
     assert cli.json("stats")["embedded"] == len(photos.good)
 
 
-def test_indexing_a_second_folder_does_not_prune_the_first(cli: Cli, photos: PhotoSet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_indexing_a_second_folder_does_not_prune_the_first(
+    cli: Cli, photos: PhotoSet, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     other = tmp_path / "other"
     other.mkdir()
     shutil.copyfile(photos.good[0], other / "solo.jpg")
@@ -46,32 +48,52 @@ def test_indexing_a_second_folder_does_not_prune_the_first(cli: Cli, photos: Pho
     assert cli.json("stats")["embedded"] == len(photos.good) + 1
 
 
-def test_one_writer_per_collection_and_the_lock_dies_with_its_holder(tmp_path, photos: PhotoSet) -> None:  # type: ignore[no-untyped-def]
+def test_one_writer_per_collection_and_the_lock_dies_with_its_holder(
+    tmp_path, photos: PhotoSet
+) -> None:  # type: ignore[no-untyped-def]
     import subprocess
     import sys
 
     from search.catalog import open_catalog
-    from search.storage.collection_store import CollectionStore
     from search.settings import Settings
+    from search.storage.collection_store import CollectionStore
 
-    settings = Settings(data_dir=tmp_path / "d", model="tiny-test", workers=0, device="cpu", tags=False)
+    settings = Settings(
+        data_dir=tmp_path / "d", model="tiny-test", workers=0, device="cpu", tags=False
+    )
     cli = Cli(settings)
     cli.json("index", str(photos.root))
     catalog = open_catalog(settings.resolved_database_url())
-    lock_path = CollectionStore(settings, catalog, catalog.require_collection("default")).writer_lock().path
+    lock_path = (
+        CollectionStore(settings, catalog, catalog.require_collection("default")).writer_lock().path
+    )
     catalog.close()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time\nfrom pathlib import Path\nfrom search.storage.collection_store import WriterLock\n"
-        f"with WriterLock(Path({str(lock_path)!r}), 'default'):\n"
-        "    print('held', flush=True)\n    time.sleep(60)\n")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time\nfrom pathlib import Path\n"
+                "from search.storage.collection_store import WriterLock\n"
+                f"with WriterLock(Path({str(lock_path)!r}), 'default'):\n"
+                "    print('held', flush=True)\n    time.sleep(60)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     refused = cli("index", str(photos.root), expect=1)
     assert "being indexed by another process" in refused.stderr
-    assert cli.json("search", "a red circle", "--k", "3")["results"], "searches work while a writer holds the lock"
+    assert cli.json("search", "a red circle", "--k", "3")["results"], (
+        "searches work while a writer holds the lock"
+    )
     holder.kill()
     holder.wait()
-    assert cli.json("index", str(photos.root))["unchanged"] == len(photos.good) + 2, "a dead holder frees the lock"
+    holder.stdout.close()
+    assert cli.json("index", str(photos.root))["unchanged"] == len(photos.good) + 2, (
+        "a dead holder frees the lock"
+    )
 
 
 @pytest.mark.slow
@@ -84,19 +106,34 @@ def test_searches_see_new_images_while_an_index_run_is_going_on(tmp_path) -> Non
     from PIL import Image
 
     from search.catalog import open_catalog
-    from search.query.engine import SearchEngine
     from search.errors import PixseekError
+    from search.query.engine import SearchEngine
     from search.settings import Settings
 
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(300):
-        Image.new("RGB", (40, 40), ((i * 7) % 256, (i * 13) % 256, (i * 29) % 256)).save(folder / f"{i:03d}.png")
-    settings = Settings(data_dir=tmp_path / "d", model="tiny-test", workers=0, device="cpu", tags=False)
-    env = dict(os.environ, PIXSEEK_DATA_DIR=str(settings.data_dir), PIXSEEK_MODEL="tiny-test",
-               PIXSEEK_WORKERS="0", PIXSEEK_BATCH_SIZE="2", PIXSEEK_TAGS="false", PIXSEEK_DEVICE="cpu")
-    process = subprocess.Popen([sys.executable, "-m", "web.cli", "index", str(folder), "--json"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        Image.new("RGB", (40, 40), ((i * 7) % 256, (i * 13) % 256, (i * 29) % 256)).save(
+            folder / f"{i:03d}.png"
+        )
+    settings = Settings(
+        data_dir=tmp_path / "d", model="tiny-test", workers=0, device="cpu", tags=False
+    )
+    env = dict(
+        os.environ,
+        PIXSEEK_DATA_DIR=str(settings.data_dir),
+        PIXSEEK_MODEL="tiny-test",
+        PIXSEEK_WORKERS="0",
+        PIXSEEK_BATCH_SIZE="2",
+        PIXSEEK_TAGS="false",
+        PIXSEEK_DEVICE="cpu",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "index", str(folder), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     seen: list[int] = []
     deadline = time.monotonic() + 180
     while process.poll() is None and time.monotonic() < deadline:
@@ -113,7 +150,7 @@ def test_searches_see_new_images_while_an_index_run_is_going_on(tmp_path) -> Non
                 raise  # once searches work, they must keep working
             # the catalog is still being created by the indexer
         time.sleep(0.3)
-    out, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     growing = [n for n in seen if 0 < n < 300]
     assert growing, f"no search ran while the index was partly built: {seen}"

@@ -34,7 +34,9 @@ def _many_images(root: Path, count: int) -> Path:
     rng = random.Random(1)
     root.mkdir(parents=True)
     for i in range(count):
-        Image.new("RGB", (40, 40), tuple(rng.randrange(256) for _ in range(3))).save(root / f"{i:04d}.png")
+        Image.new("RGB", (40, 40), tuple(rng.randrange(256) for _ in range(3))).save(
+            root / f"{i:04d}.png"
+        )
     return root
 
 
@@ -55,10 +57,18 @@ def test_jobs_api_needs_the_token_runs_and_reports(settings: Settings, photo_set
         done = _wait(client, job["id"], {"done", "failed"})
         assert done["state"] == "done", done
         assert {"id", "state", "done", "total", "failed", "rate"} <= set(done)
-        assert (done["done"], done["total"], done["failed"]) == (len(photo_set.good) + 2,) * 2 + (2,)
-        assert {e["reason"].split(":")[0] for e in done["errors"]} == {"truncated or corrupt image data", "not an image"}
+        assert (done["done"], done["total"], done["failed"]) == (len(photo_set.good) + 2,) * 2 + (
+            2,
+        )
+        assert {e["reason"].split(":")[0] for e in done["errors"]} == {
+            "truncated or corrupt image data",
+            "not an image",
+        }
         assert client.get("/api/stats").json()["embedded"] == len(photo_set.good)
-        assert client.get("/api/search", params={"q": "red", "collection": "photos"}).status_code == 200
+        assert (
+            client.get("/api/search", params={"q": "red", "collection": "photos"}).status_code
+            == 200
+        )
 
         bad = client.post("/api/jobs", json={"path": "/no/such/folder"}, headers=AUTH)
         assert bad.status_code == 400 and "does not exist" in bad.json()["error"]["message"]
@@ -70,7 +80,9 @@ def test_jobs_api_needs_the_token_runs_and_reports(settings: Settings, photo_set
 
 def test_cancelled_job_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     corpus = _many_images(tmp_path / "many", 400)
-    settings = Settings(data_dir=tmp_path / "data", model="tiny-test", workers=0, device="cpu", batch_size=2)
+    settings = Settings(
+        data_dir=tmp_path / "data", model="tiny-test", workers=0, device="cpu", batch_size=2
+    )
     with TestClient(create_app(settings)) as client:
         job = client.post("/api/jobs", json={"path": str(corpus)}).json()
         running = _wait(client, job["id"], {"running"})
@@ -86,7 +98,9 @@ def test_cancelled_job_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         resumed = client.post("/api/jobs", json={"path": str(corpus)}).json()
         finished = _wait(client, resumed["id"], {"done", "failed", "cancelled"})
         assert finished["state"] == "done"
-        assert finished["total"] == 400 - cancelled["done"], "the resumed job only embeds what was left"
+        assert finished["total"] == 400 - cancelled["done"], (
+            "the resumed job only embeds what was left"
+        )
         stats = client.get("/api/stats").json()
         assert stats["embedded"] == stats["index_vectors"] == 400
 
@@ -98,12 +112,20 @@ def test_cli_runs_are_recorded_as_jobs(cli: Cli, photo_set: PhotoSet) -> None:
     assert job["args"]["paths"] == [str(photo_set.root)]
 
 
-def test_server_jobs_decode_in_spawned_worker_processes(tmp_path: Path, photo_set: PhotoSet) -> None:
+def test_server_jobs_decode_in_spawned_worker_processes(
+    tmp_path: Path, photo_set: PhotoSet
+) -> None:
     """A job runs in a server thread, so its decode workers start with `spawn` (fork from a
     thread can inherit a held lock): the model's pixel transform goes to fresh processes and
     JPEG bytes come back from them for decoding on the model's device."""
-    settings = Settings(data_dir=tmp_path / "data", model="tiny-test", workers=2, device="cpu", batch_size=4,
-                        jpeg_decode="device")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model="tiny-test",
+        workers=2,
+        device="cpu",
+        batch_size=4,
+        jpeg_decode="device",
+    )
     with TestClient(create_app(settings)) as client:
         job = client.post("/api/jobs", json={"path": str(photo_set.root)}).json()
         done = _wait(client, job["id"], {"done", "failed"})
@@ -111,6 +133,9 @@ def test_server_jobs_decode_in_spawned_worker_processes(tmp_path: Path, photo_se
         assert (done["done"], done["failed"]) == (len(photo_set.good) + 2, 2)
         query = photo_set.good[3]
         with query.open("rb") as image:
-            hits = client.post("/api/search/image", files={"file": (query.name, image, "image/jpeg")},
-                               data={"k": "3"}).json()["results"]
+            hits = client.post(
+                "/api/search/image",
+                files={"file": (query.name, image, "image/jpeg")},
+                data={"k": "3"},
+            ).json()["results"]
         assert hits[0]["path"] == str(query) and hits[0]["score"] > 0.995, hits

@@ -11,7 +11,7 @@ from PIL import Image
 
 from search.errors import ModelError
 from search.models import load_encoder
-from search.models.model_spec import parse_encoder_spec
+from search.models.specs import parse_encoder_spec
 
 
 def test_spec_forms(tmp_path: Path) -> None:
@@ -24,7 +24,9 @@ def test_spec_forms(tmp_path: Path) -> None:
     file_spec = parse_encoder_spec(f"ViT-B-32/{checkpoint}")
     assert file_spec.source == "file" and str(checkpoint) in file_spec.model_id
     checkpoint.write_bytes(b"1" * 100)
-    assert parse_encoder_spec(f"ViT-B-32/{checkpoint}").model_id != file_spec.model_id, "new weights, new id"
+    assert parse_encoder_spec(f"ViT-B-32/{checkpoint}").model_id != file_spec.model_id, (
+        "new weights, new id"
+    )
 
 
 @pytest.mark.parametrize(
@@ -50,8 +52,8 @@ def test_tiny_test_encoder_is_deterministic_and_normalised() -> None:
     assert vectors.shape == (2, encoder.dim) and texts.shape == (3, encoder.dim)
     assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
-    from search.models.model_spec import parse_encoder_spec as parse
-    from search.models.open_clip_encoder import OpenClipEncoder
+    from search.models.encoders.open_clip_encoder import OpenClipEncoder
+    from search.models.specs import parse_encoder_spec as parse
 
     fresh = OpenClipEncoder(parse("tiny-test"), device="cpu")  # a second build, same seed
     assert np.allclose(fresh.encode_images(images), vectors, atol=1e-6)
@@ -61,7 +63,12 @@ def test_missing_weights_offline_names_cache_offline_flag_and_model() -> None:
     with pytest.raises(ModelError) as info:
         load_encoder("default", "cpu")
     message = str(info.value)
-    for needle in ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "HF_HUB_OFFLINE", "hf-home", "local-dir:PATH"):
+    for needle in (
+        "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+        "HF_HUB_OFFLINE",
+        "hf-home",
+        "local-dir:PATH",
+    ):
         assert needle in message, message
 
 

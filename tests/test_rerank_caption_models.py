@@ -18,18 +18,14 @@ from PIL import Image
 
 from search.errors import ModelError
 from search.models import tiny_test_models as tiny
-from search.models.blip2_captioner import Blip2Captioner, vqa_prompt
-from search.models.blip2_itm_reranker import Blip2ItmReranker
-from search.models.blip_itm_reranker import BlipItmReranker
-from search.models.captioner import Captioner
-from search.models.generative_registry import (
-    clear_generative_model_cache,
-    inference_dtype,
-    load_captioner,
-    load_reranker,
-    parse_generative_spec,
-)
-from search.models.reranker import Reranker, SplitItmReranker
+from search.models.captioners.blip2_captioner import Blip2Captioner, vqa_prompt
+from search.models.captioners.captioner import Captioner
+from search.models.hf_checkpoints import inference_dtype
+from search.models.registry import clear_model_cache, load_captioner, load_reranker
+from search.models.rerankers.blip2_itm_reranker import Blip2ItmReranker
+from search.models.rerankers.blip_itm_reranker import BlipItmReranker
+from search.models.rerankers.reranker import Reranker, SplitItmReranker
+from search.models.specs import parse_generative_spec
 
 QUERY = "a red circle on a blue background"
 TINY_SPECS = ["blip2-tiny-test", "blip-tiny-test"]
@@ -70,14 +66,17 @@ def images() -> list[Image.Image]:
     """Varied sizes and modes: the processors must resize and convert every one to RGB."""
     shapes = [(48, 40), (20, 64), (64, 64), (33, 17), (40, 48), (64, 30), (16, 16)]
     modes = ["RGB", "L", "RGBA", "RGB", "P", "RGB", "RGB"]
-    return [_noise_image(seed, *shape_mode) for seed, shape_mode in enumerate(zip(shapes, modes))]
+    return [
+        _noise_image(seed, *shape_mode)
+        for seed, shape_mode in enumerate(zip(shapes, modes, strict=True))
+    ]
 
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every tiny model saved with save_pretrained (model + processor), one folder each."""
     root = tmp_path_factory.mktemp("saved-models")
-    for name, build in zip(TINY_FOLDERS, TINY_BUILDERS):
+    for name, build in zip(TINY_FOLDERS, TINY_BUILDERS, strict=True):
         model, processor = build()
         model.save_pretrained(root / name)
         processor.save_pretrained(root / name)
@@ -130,7 +129,8 @@ def test_blip2_reranker_equals_transformers_itm_forward(
     model, processor = tiny.build_tiny_blip2_itm()
     if with_image_tokens:
         processor = Blip2Processor(
-            processor.image_processor, processor.tokenizer,
+            processor.image_processor,
+            processor.tokenizer,
             num_query_tokens=tiny.TINY_NUM_QUERY_TOKENS,
         )
         model.config.image_token_index = processor.tokenizer.convert_tokens_to_ids("<image>")
@@ -158,7 +158,7 @@ def test_same_spec_gives_same_model_in_every_load(spec: str, images: list[Image.
     assert load_reranker(spec, device="cpu") is first, "a loaded reranker is kept and shared"
     first_scores = first.score(QUERY, images)
     first_captions = load_captioner(spec, device="cpu").caption(images[:3])
-    clear_generative_model_cache()
+    clear_model_cache()
     second = load_reranker(spec, device="cpu")
     assert second is not first
     np.testing.assert_array_equal(second.score(QUERY, images), first_scores)
@@ -183,7 +183,10 @@ def test_tiny_models_have_the_same_weights_in_every_process() -> None:
     """A fresh interpreter (its own import order and RNG history) builds identical weights."""
     script = "from tests.test_rerank_caption_models import _weights_digest as d; print(d())"
     other = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
         cwd=Path(__file__).resolve().parents[1],
     )
     assert other.returncode == 0, other.stderr[-2000:]
@@ -192,9 +195,7 @@ def test_tiny_models_have_the_same_weights_in_every_process() -> None:
 
 def test_vision_feature_cache_reuses_features_and_stays_bounded(images: list[Image.Image]) -> None:
     model, processor = tiny.build_tiny_blip2_itm()
-    reranker = Blip2ItmReranker(
-        model, processor, model_id="x", batch_size=2, feature_cache_size=3
-    )
+    reranker = Blip2ItmReranker(model, processor, model_id="x", batch_size=2, feature_cache_size=3)
     keys = [f"image-{index}" for index in range(len(images))]
     plain = reranker.score(QUERY, images)
     np.testing.assert_allclose(reranker.score(QUERY, images, keys=keys), plain, rtol=0, atol=1e-6)
@@ -304,9 +305,9 @@ def test_spec_resolution() -> None:
         "blip-caption:Salesforce/blip-image-captioning-large+vqa:Salesforce/blip-vqa-base"
     )
     assert str(inference_dtype("cpu")) == "torch.float32"
-    with pytest.raises(ModelError, match="Unknown reranker spec 'nonsense'.*local-dir:PATH"):
+    with pytest.raises(ModelError, match=r"Unknown reranker spec 'nonsense'.*local-dir:PATH"):
         parse_generative_spec("nonsense", "reranker")
-    with pytest.raises(ModelError, match="has no config.json"):
+    with pytest.raises(ModelError, match=r"has no config\.json"):
         parse_generative_spec("local-dir:/no/such/folder", "reranker")
     with pytest.raises(ModelError, match="BLIP-2 captioners answer questions themselves"):
         parse_generative_spec("Salesforce/blip2-opt-2.7b+Salesforce/blip-vqa-base", "captioner")

@@ -15,7 +15,10 @@ def _touch(path: Path) -> Path:
 
 
 def test_walk_finds_images_skips_hidden_system_and_other_files(tmp_path: Path) -> None:
-    wanted = {_touch(tmp_path / n) for n in ("a.jpg", "B.JPEG", "c.Png", "d/e.webp", "d/f/g.GIF", "h.bmp", "i.TIFF")}
+    wanted = {
+        _touch(tmp_path / n)
+        for n in ("a.jpg", "B.JPEG", "c.Png", "d/e.webp", "d/f/g.GIF", "h.bmp", "i.TIFF")
+    }
     for name in (".hidden/x.jpg", "@eaDir/y.jpg", "notes.txt", "j.jpg.txt", ".thumb.jpg/z.png"):
         _touch(tmp_path / name)
     (tmp_path / "folder.jpg").mkdir()
@@ -32,7 +35,9 @@ def test_symlink_loops_and_links_out_of_the_root(tmp_path: Path) -> None:
     os.symlink(root / "sub" / "a.jpg", root / "inside-link.jpg")
     assert {f.path.name for f in iter_image_files(root)} == {"a.jpg", "inside-link.jpg"}
     followed = [f.path.name for f in iter_image_files(root, follow_symlinks=True)]
-    assert sorted(followed) == ["a.jpg", "inside-link.jpg", "link.jpg"], "asked to follow; the loop is visited once"
+    assert sorted(followed) == ["a.jpg", "inside-link.jpg", "link.jpg"], (
+        "asked to follow; the loop is visited once"
+    )
 
 
 def test_file_list_relative_and_absolute(tmp_path: Path) -> None:

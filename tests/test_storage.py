@@ -23,7 +23,7 @@ def test_vector_store_latest_vector_wins_and_compacts(tmp_path: Path) -> None:
     store.append(np.arange(1, 6), a)
     store.append(np.array([2, 9]), b)
     ids, vectors = store.latest()
-    got = dict(zip(ids.tolist(), vectors))
+    got = dict(zip(ids.tolist(), vectors, strict=True))
     assert sorted(got) == [1, 2, 3, 4, 5, 9]
     assert np.allclose(got[2], b[0], atol=1e-3) and np.allclose(got[1], a[0], atol=1e-3)
     ids, _ = store.latest([3, 9, 77])

@@ -144,7 +144,7 @@ def _blob_sizes(mask: np.ndarray) -> list[int]:
     """Sizes of the 4-connected groups of True pixels."""
     seen = np.zeros_like(mask)
     sizes = []
-    for start in zip(*np.nonzero(mask)):
+    for start in zip(*np.nonzero(mask), strict=True):
         if seen[start]:
             continue
         seen[start] = True

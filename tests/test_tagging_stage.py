@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 import indexer.enrich.tags
+from indexer.options import IndexOptions
 from indexer.pipeline import index_paths
 from search.catalog import Catalog, open_catalog
-from search.settings import Settings
 from search.models.zero_shot_tags import clear_label_embedding_cache
+from search.settings import Settings
 from tests.photos import PhotoSet
 
 
@@ -34,17 +35,22 @@ def _rows(catalog: Catalog) -> list[tuple[str, str | None, list[dict[str, object
     return sorted((r.path, r.tags_model, r.tags) for r in records.values())
 
 
-def test_cold_cache_tags_after_embedding_and_warm_cache_tags_inline(settings: Settings, photos: PhotoSet,
-                                                                    tmp_path: Path) -> None:
+def test_cold_cache_tags_after_embedding_and_warm_cache_tags_inline(
+    settings: Settings, photos: PhotoSet, tmp_path: Path
+) -> None:
     settings = _tag_settings(settings)
     catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
     with closing(catalog):
         report = index_paths(settings, catalog, [photos.root])
         assert report.indexed == len(photos.good) and report.tagged == len(photos.good), report
         rows = _rows(catalog)
-    assert all(model and model.startswith("open_clip:") and len(tags) == 5 for _, model, tags in rows), rows
+    assert all(
+        model and model.startswith("open_clip:") and len(tags) == 5 for _, model, tags in rows
+    ), rows
     cached = list((settings.cache_dir / "label-embeddings").glob("labels-*.npy"))
-    assert len(cached) == 1, "label embeddings are cached once per machine, outside the data directory"
+    assert len(cached) == 1, (
+        "label embeddings are cached once per machine, outside the data directory"
+    )
     assert not (settings.data_dir / "cache").exists()
 
     # Another data directory on the same machine, a new process (empty memory cache): the batches
@@ -58,15 +64,17 @@ def test_cold_cache_tags_after_embedding_and_warm_cache_tags_inline(settings: Se
         assert [tags for _, _, tags in _rows(catalog)] == [tags for _, _, tags in rows]
 
 
-def test_a_stopped_tagging_pass_resumes_with_the_rest(settings: Settings, photos: PhotoSet,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopped_tagging_pass_resumes_with_the_rest(
+    settings: Settings, photos: PhotoSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = _tag_settings(settings)
     monkeypatch.setattr(indexer.enrich.tags, "TAG_COMMIT_ROWS", 2)
     catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
     with closing(catalog):
         calls = iter(range(1000))
         # a cancel seen by the tagging pass only: the embedding loop checks once per batch (1 batch)
-        report = index_paths(settings, catalog, [photos.root], should_stop=lambda: next(calls) >= 1)
+        stop = IndexOptions(should_stop=lambda: next(calls) >= 1)
+        report = index_paths(settings, catalog, [photos.root], stop)
         assert report.indexed == len(photos.good) and not report.cancelled
         assert 0 < report.tagged < len(photos.good), report
         untagged = [path for path, model, _ in _rows(catalog) if model is None]
@@ -76,7 +84,9 @@ def test_a_stopped_tagging_pass_resumes_with_the_rest(settings: Settings, photos
         assert all(model for _, model, _ in _rows(catalog))
 
 
-def test_tags_turned_on_later_backfill_without_embedding_again(settings: Settings, photos: PhotoSet) -> None:
+def test_tags_turned_on_later_backfill_without_embedding_again(
+    settings: Settings, photos: PhotoSet
+) -> None:
     catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
     with closing(catalog):
         off = index_paths(_tag_settings(settings, tags=False), catalog, [photos.root])
@@ -86,8 +96,9 @@ def test_tags_turned_on_later_backfill_without_embedding_again(settings: Setting
         assert index_paths(_tag_settings(settings), catalog, [photos.root]).tagged == 0
 
 
-def test_a_new_vocabulary_or_a_changed_file_is_tagged_again(settings: Settings, photos: PhotoSet,
-                                                             tmp_path: Path) -> None:
+def test_a_new_vocabulary_or_a_changed_file_is_tagged_again(
+    settings: Settings, photos: PhotoSet, tmp_path: Path
+) -> None:
     settings = _tag_settings(settings)
     catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
     with closing(catalog):
@@ -95,10 +106,14 @@ def test_a_new_vocabulary_or_a_changed_file_is_tagged_again(settings: Settings, 
         changed = photos.good[0]
         os.utime(changed, (1_700_000_000, 1_700_000_000))
         report = index_paths(settings, catalog, [photos.root])
-        assert (report.indexed, report.tagged) == (1, 0), "re-embedded with a warm cache: tagged inline"
+        assert (report.indexed, report.tagged) == (1, 0), (
+            "re-embedded with a warm cache: tagged inline"
+        )
         vocabulary = tmp_path / "labels.txt"
         vocabulary.write_text("circle\nsquare\ntriangle\n")
-        report = index_paths(settings.model_copy(update={"tag_vocabulary": vocabulary}), catalog, [photos.root])
+        report = index_paths(
+            settings.model_copy(update={"tag_vocabulary": vocabulary}), catalog, [photos.root]
+        )
         assert (report.indexed, report.tagged) == (0, len(photos.good)), report
         labels = {t["label"] for _, _, tags in _rows(catalog) for t in tags}
         assert labels <= {"circle", "square", "triangle"} and labels

@@ -18,13 +18,19 @@ def _wait_ready(client: TestClient, ceiling: float = 300.0) -> dict[str, object]
     while True:
         answer = client.get("/readyz")
         body = answer.json()
-        if answer.status_code == 200 or body["status"] == "failed" or time.monotonic() - started > ceiling:
+        if (
+            answer.status_code == 200
+            or body["status"] == "failed"
+            or time.monotonic() - started > ceiling
+        ):
             return body
         assert answer.status_code == 503 and body["status"] == "warming", body
         time.sleep(0.05)
 
 
-def test_readyz_turns_ready_once_every_collection_is_warm(cli: Cli, settings: Settings, photo_set: PhotoSet) -> None:
+def test_readyz_turns_ready_once_every_collection_is_warm(
+    cli: Cli, settings: Settings, photo_set: PhotoSet
+) -> None:
     cli.json("index", str(photo_set.root))
     with TestClient(create_app(settings)) as client:
         body = _wait_ready(client)
@@ -36,11 +42,15 @@ def test_readyz_turns_ready_once_every_collection_is_warm(cli: Cli, settings: Se
         assert (engine.query_vectors.misses, engine.query_vectors.hits) == (1, 1)
 
 
-def test_warming_that_fails_says_why_and_the_server_keeps_answering(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_warming_that_fails_says_why_and_the_server_keeps_answering(
+    settings: Settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     from search.catalog import open_catalog
 
     catalog = open_catalog(settings.resolved_database_url(), upgrade=True)
-    catalog.create_collection("broken", model_spec="ViT-B-32/no-such-tag", model_id="open_clip:x", dim=4)
+    catalog.create_collection(
+        "broken", model_spec="ViT-B-32/no-such-tag", model_id="open_clip:x", dim=4
+    )
     catalog.close()
     with TestClient(create_app(settings)) as client:
         body = _wait_ready(client)

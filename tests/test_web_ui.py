@@ -26,8 +26,15 @@ from web.app import create_app
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 TEXT_QUERY = "a red circle on a blue background"
 TEXT_K = 7
 
@@ -76,8 +83,9 @@ def live_server(
         port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                  name="pixseek-uvicorn", daemon=True)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="pixseek-uvicorn", daemon=True
+        )
         thread.start()
         base_url = f"http://127.0.0.1:{port}"
         try:
@@ -174,8 +182,9 @@ def test_text_search_shows_k_ranked_results_that_open_a_detail_page(
     assert len(cards) == TEXT_K, cards
     assert scores == sorted(scores, reverse=True), f"scores not in descending order: {scores}"
     assert page.inner_text("#summary").startswith(f"{TEXT_K} results")
-    api = httpx.get(f"{live_server.base_url}/api/search",
-                    params={"q": TEXT_QUERY, "k": TEXT_K}).json()
+    api = httpx.get(
+        f"{live_server.base_url}/api/search", params={"q": TEXT_QUERY, "k": TEXT_K}
+    ).json()
     assert [c["id"] for c in cards] == [r["id"] for r in api["results"]], "page and API disagree"
     _assert_thumbnails_loaded(page)
     page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
@@ -189,7 +198,8 @@ def test_text_search_shows_k_ranked_results_that_open_a_detail_page(
     assert first["title"] in detail.inner_text(), "the detail page does not show the file path"
     page.wait_for_function(
         "() => { const i = document.querySelector('#image-detail img.large');"
-        " return i && i.complete && i.naturalWidth > 0; }")
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
     assert page.get_by_role("heading", name="Similar images").is_visible()
     similar = _result_cards(page)
     assert similar, "the detail page shows no similar images"
@@ -210,8 +220,11 @@ def test_image_upload_finds_the_same_image_first(tab: Tab, live_server: LiveServ
     assert query.name in page.inner_text(".query-image")
 
     with query.open("rb") as handle:
-        api = httpx.post(f"{live_server.base_url}/api/search/image",
-                         files={"file": (query.name, handle)}, data={"k": "3"}).json()
+        api = httpx.post(
+            f"{live_server.base_url}/api/search/image",
+            files={"file": (query.name, handle)},
+            data={"k": "3"},
+        ).json()
     expected = api["results"][0]
     assert expected["path"] == str(query), api
     first = _result_cards(page)[0]

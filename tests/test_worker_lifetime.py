@@ -40,14 +40,16 @@ _PARENT = textwrap.dedent("""
 
 
 def _start_parent(when: str, folder: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", _PARENT, when, str(folder)], cwd=ROOT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", _PARENT, when, str(folder)], cwd=ROOT, start_new_session=True
+    )
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_worker_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
     parent = _start_parent("early", tmp_path)
     try:
-        wait_for(lambda: (tmp_path / "armed").exists(), "the child to arm its parent-death signal")
+        wait_for((tmp_path / "armed").exists, "the child to arm its parent-death signal")
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         wait_session_gone(parent.pid, within=5.0)
@@ -59,7 +61,7 @@ def test_a_worker_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
 def test_a_worker_whose_parent_died_before_it_was_set_up_exits_at_once(tmp_path: Path) -> None:
     parent = _start_parent("late", tmp_path)
     try:
-        wait_for(lambda: (tmp_path / "waiting").exists(), "the child to start")
+        wait_for((tmp_path / "waiting").exists, "the child to start")
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         wait_session_gone(parent.pid, within=5.0)
@@ -70,13 +72,24 @@ def test_a_worker_whose_parent_died_before_it_was_set_up_exits_at_once(tmp_path:
 
 
 def test_a_worker_with_a_living_parent_runs_on() -> None:
-    script = ("import os, sys\nfrom indexer.decode.worker_lifetime import die_with_parent\n"
-              "die_with_parent(os.getppid())\nprint('running', flush=True)\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    script = (
+        "import os, sys\nfrom indexer.decode.worker_lifetime import die_with_parent\n"
+        "die_with_parent(os.getppid())\nprint('running', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0 and done.stdout == "running\n", done.stderr
 
 
-def test_the_worker_start_marker_is_written_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_worker_start_marker_is_written_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from indexer.decode.worker_lifetime import WORKER_STARTED_DIR_ENV, announce_worker_start
 
     announce_worker_start()

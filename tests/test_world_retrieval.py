@@ -19,16 +19,21 @@ def test_trained_tiny_clip_retrieves_held_out_images_through_index_and_search(
     trained_world: tuple[Path, Path], tmp_path: Path
 ) -> None:
     world_dir, model_dir = trained_world
-    cli = Cli(Settings(data_dir=tmp_path / "data", model="tiny-test", workers=0, device="cpu", tags=False))
+    cli = Cli(
+        Settings(data_dir=tmp_path / "data", model="tiny-test", workers=0, device="cpu", tags=False)
+    )
     cli.env["PIXSEEK_TAGS"] = "false"
-    result = cli.json("eval", str(world_dir / "test.jsonl"), "--model", f"local-dir:{model_dir}", "--k", "1,5,10")
+    result = cli.json(
+        "eval", str(world_dir / "test.jsonl"), "--model", f"local-dir:{model_dir}", "--k", "1,5,10"
+    )
     assert result["t2i"]["R@1"] >= 0.90 and result["t2i"]["R@5"] >= 0.98, result
     assert result["i2t"]["R@1"] > 0.5, result
     assert result["queries"] > 0 and result["mode"] == "vector"
 
 
-def test_demo_indexes_the_test_split_and_answers_example_queries(trained_world: tuple[Path, Path],
-                                                                 tmp_path: Path) -> None:
+def test_demo_indexes_the_test_split_and_answers_example_queries(
+    trained_world: tuple[Path, Path], tmp_path: Path
+) -> None:
     world_dir, model_dir = trained_world
     demo = tmp_path / "demo"
     demo.mkdir()

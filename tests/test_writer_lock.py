@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from search.storage.collection_store import WriterLock
 from search.errors import IndexLockedError
+from search.storage.collection_store import WriterLock
 from tests.crash_harness import ROOT
 
 # A holder that takes the lock, then forks a child that inherits every descriptor (like a
@@ -44,27 +44,39 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_forked_child_never_holds_the_lock_and_a_dead_holder_frees_it(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     lock_path = tmp_path / "collections" / "1" / "writer.lock"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER_WITH_A_FORKED_CHILD, str(lock_path)], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER_WITH_A_FORKED_CHILD, str(lock_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None
     child = int(holder.stdout.readline())
     try:
         assert WriterLock(lock_path, "photos").holder() == holder.pid
-        with pytest.raises(IndexLockedError, match=f"being indexed by another process \\(process {holder.pid}\\)"):
+        with pytest.raises(
+            IndexLockedError, match=f"being indexed by another process \\(process {holder.pid}\\)"
+        ):
             WriterLock(lock_path, "photos").__enter__()
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-        assert _alive(child), "the test needs the forked child alive, as an orphaned worker would be"
-        with caplog.at_level(logging.WARNING, logger="search.storage.collection_store"):
-            with WriterLock(lock_path, "photos") as lock:  # at once: no waiting for the orphan
-                assert lock.holder() == os.getpid()
+        assert _alive(child), (
+            "the test needs the forked child alive, as an orphaned worker would be"
+        )
+        with (
+            caplog.at_level(logging.WARNING, logger="search.storage.collection_store"),
+            WriterLock(lock_path, "photos") as lock,  # at once: no waiting for the orphan
+        ):
+            assert lock.holder() == os.getpid()
         assert f"left by process {holder.pid}, which is gone" in caplog.text
     finally:
         os.kill(child, signal.SIGKILL)
         if holder.poll() is None:
             holder.kill()
+        holder.stdout.close()
 
 
 def test_one_process_cannot_take_its_own_lock_twice(tmp_path: Path) -> None:
@@ -81,8 +93,9 @@ def test_one_process_cannot_take_its_own_lock_twice(tmp_path: Path) -> None:
         pass
 
 
-def test_a_lock_left_by_a_dead_process_is_reported_and_taken_over(tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_a_lock_left_by_a_dead_process_is_reported_and_taken_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     lock_path = tmp_path / "writer.lock"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -91,5 +104,7 @@ def test_a_lock_left_by_a_dead_process_is_reported_and_taken_over(tmp_path: Path
     assert lock.holder() is None and lock.left_by() == dead.pid
     with caplog.at_level(logging.WARNING, logger="search.storage.collection_store"), lock:
         pass
-    assert f"Taking over the writer lock of collection 'photos' ({lock_path}): it was left by process {dead.pid}" \
-        in caplog.text
+    assert (
+        f"Taking over the writer lock of collection 'photos' ({lock_path}): "
+        f"it was left by process {dead.pid}" in caplog.text
+    )

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from search.errors import InputError, ModelMismatchError
-from search.models.encoder import Encoder
+from search.models.encoders.encoder import Encoder
 from search.models.zero_shot_tags import (
     PROMPT_TEMPLATES,
     ZeroShotTagger,
@@ -44,7 +44,9 @@ class KnownGeometryEncoder:
 
     SPARE_AXES = 8
 
-    def __init__(self, labels: Sequence[str], *, model_id: str | None = None, template_weight: float = 0.3) -> None:
+    def __init__(
+        self, labels: Sequence[str], *, model_id: str | None = None, template_weight: float = 0.3
+    ) -> None:
         self.labels = list(labels)
         self.dim = len(self.labels) + self.SPARE_AXES
         self.model_id = model_id or f"test-double:{uuid.uuid4().hex}"
@@ -54,7 +56,9 @@ class KnownGeometryEncoder:
         self.template_weight = template_weight
         self.calls: list[int] = []  # batch size of every encode_texts call
         by_length = sorted(self.labels, key=len, reverse=True)
-        self._pattern = re.compile(r"\b(" + "|".join(re.escape(label) for label in by_length) + r")\b")
+        self._pattern = re.compile(
+            r"\b(" + "|".join(re.escape(label) for label in by_length) + r")\b"
+        )
 
     def axis(self, label: str) -> np.ndarray:
         vector = np.zeros(self.dim, dtype=np.float32)
@@ -63,8 +67,10 @@ class KnownGeometryEncoder:
 
     def image_vector(self, **weights: float) -> np.ndarray:
         """A unit image vector mixing label axes: `image_vector(circle=0.9, square=0.3)`."""
-        vector = sum((weight * self.axis(label.replace("_", " ")) for label, weight in weights.items()),
-                     np.zeros(self.dim, dtype=np.float32))
+        vector = sum(
+            (weight * self.axis(label.replace("_", " ")) for label, weight in weights.items()),
+            np.zeros(self.dim, dtype=np.float32),
+        )
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
     def _template_offset(self, rest: str) -> np.ndarray:
@@ -75,20 +81,26 @@ class KnownGeometryEncoder:
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         self.calls.append(len(texts))
         rows = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in zip(rows, texts):
+        for row, text in zip(rows, texts, strict=True):
             found = self._pattern.search(text)
             if found is None:
                 row[len(self.labels)] = 1.0
                 continue
             row[self.labels.index(found.group(1))] = 1.0
-            row[len(self.labels):] += self._template_offset(text[: found.start()] + "{}" + text[found.end():])
+            row[len(self.labels) :] += self._template_offset(
+                text[: found.start()] + "{}" + text[found.end() :]
+            )
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        raise NotImplementedError("KnownGeometryEncoder has no image tower; build vectors with image_vector().")
+        raise NotImplementedError(
+            "KnownGeometryEncoder has no image tower; build vectors with image_vector()."
+        )
 
     def encode_pixels(self, pixels: Any) -> np.ndarray:
-        raise NotImplementedError("KnownGeometryEncoder has no image tower; build vectors with image_vector().")
+        raise NotImplementedError(
+            "KnownGeometryEncoder has no image tower; build vectors with image_vector()."
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -103,20 +115,33 @@ def encoder() -> KnownGeometryEncoder:
 
 def test_the_test_double_is_an_encoder(encoder: KnownGeometryEncoder) -> None:
     assert isinstance(encoder, Encoder)
-    texts = encoder.encode_texts(["a photo of a circle.", "a photo of a city street.", "nothing here"])
+    texts = encoder.encode_texts(
+        ["a photo of a circle.", "a photo of a city street.", "nothing here"]
+    )
     assert texts.shape == (3, encoder.dim) and np.allclose(np.linalg.norm(texts, axis=1), 1.0)
     assert texts[1] @ encoder.axis("city street") > 0.9, "the longest label mentioned wins"
 
 
-def test_the_named_shape_wins_and_tags_are_sorted_probabilities(encoder: KnownGeometryEncoder) -> None:
+def test_the_named_shape_wins_and_tags_are_sorted_probabilities(
+    encoder: KnownGeometryEncoder,
+) -> None:
     tagger = ZeroShotTagger(encoder, LABELS)
-    images = np.stack([encoder.image_vector(circle=0.9, square=0.3), encoder.image_vector(square=1.0),
-                       encoder.image_vector(beach=0.8, dog=0.6)])
+    images = np.stack(
+        [
+            encoder.image_vector(circle=0.9, square=0.3),
+            encoder.image_vector(square=1.0),
+            encoder.image_vector(beach=0.8, dog=0.6),
+        ]
+    )
     tags = tagger.tag(images, top_k=3, threshold=0.0)
-    assert [[t["label"] for t in row][0] for row in tags] == ["circle", "square", "beach"], tags
+    assert [row[0]["label"] for row in tags] == ["circle", "square", "beach"], tags
     scores = tagger.scores(images)
     label = tagger.vocabulary_labels
-    assert scores[0, label.index("circle")] > scores[0, label.index("square")] > scores[0, label.index("dog")]
+    assert (
+        scores[0, label.index("circle")]
+        > scores[0, label.index("square")]
+        > scores[0, label.index("dog")]
+    )
     for row in tags:
         values = [t["score"] for t in row]
         assert values == sorted(values, reverse=True), row
@@ -124,7 +149,9 @@ def test_the_named_shape_wins_and_tags_are_sorted_probabilities(encoder: KnownGe
         assert set(row[0]) == {"label", "score"} and isinstance(row[0]["score"], float)
 
 
-def test_scores_are_a_softmax_over_the_vocabulary_at_the_logit_scale(encoder: KnownGeometryEncoder) -> None:
+def test_scores_are_a_softmax_over_the_vocabulary_at_the_logit_scale(
+    encoder: KnownGeometryEncoder,
+) -> None:
     image = encoder.image_vector(circle=0.9, square=0.3)
     sharp = ZeroShotTagger(encoder, LABELS).scores(image)
     assert sharp.shape == (1, len(LABELS)) and math.isclose(float(sharp.sum()), 1.0, rel_tol=1e-5)
@@ -153,14 +180,18 @@ def test_threshold_and_top_k_limit_the_tags(encoder: KnownGeometryEncoder) -> No
         tagger.tag(torn, top_k=-1)
 
 
-def test_label_embedding_is_the_renormalised_mean_of_its_prompts(encoder: KnownGeometryEncoder) -> None:
+def test_label_embedding_is_the_renormalised_mean_of_its_prompts(
+    encoder: KnownGeometryEncoder,
+) -> None:
     tagger = ZeroShotTagger(encoder, LABELS)
     prompts = encoder.encode_texts([template.format("dog") for template in PROMPT_TEMPLATES])
     mean = prompts.mean(axis=0)
     row = tagger.label_embeddings[tagger.vocabulary_labels.index("dog")]
     assert np.allclose(row, mean / np.linalg.norm(mean), atol=1e-6)
     assert np.allclose(np.linalg.norm(tagger.label_embeddings, axis=1), 1.0, atol=1e-6)
-    assert row @ encoder.axis("dog") > (prompts @ encoder.axis("dog")).mean(), "averaging sharpens the label"
+    assert row @ encoder.axis("dog") > (prompts @ encoder.axis("dog")).mean(), (
+        "averaging sharpens the label"
+    )
 
 
 def test_label_embeddings_are_computed_once_per_model_vocabulary_and_templates() -> None:
@@ -174,7 +205,9 @@ def test_label_embeddings_are_computed_once_per_model_vocabulary_and_templates()
     second = ZeroShotTagger(KnownGeometryEncoder(labels, model_id=encoder.model_id), labels)
     assert second.label_embeddings is first.label_embeddings
     assert sum(encoder.calls) == texts, "the second tagger reused the cached label embeddings"
-    assert not first.label_embeddings.flags.writeable, "a shared cache entry cannot be changed by one tagger"
+    assert not first.label_embeddings.flags.writeable, (
+        "a shared cache entry cannot be changed by one tagger"
+    )
 
     ZeroShotTagger(encoder, labels[:-1])
     ZeroShotTagger(encoder, labels, templates=("a photo of a {}.",))
@@ -199,8 +232,9 @@ def test_vectors_of_another_dimension_are_refused(encoder: KnownGeometryEncoder)
         ({"logit_scale": 0.0}, "logit_scale must be positive"),
     ],
 )
-def test_bad_tagger_arguments_say_what_to_give(encoder: KnownGeometryEncoder, kwargs: dict[str, Any],
-                                               expected: str) -> None:
+def test_bad_tagger_arguments_say_what_to_give(
+    encoder: KnownGeometryEncoder, kwargs: dict[str, Any], expected: str
+) -> None:
     kwargs.setdefault("vocabulary", LABELS)
     with pytest.raises(InputError, match=expected):
         ZeroShotTagger(encoder, **kwargs)
@@ -209,15 +243,30 @@ def test_bad_tagger_arguments_say_what_to_give(encoder: KnownGeometryEncoder, kw
 def test_shipped_vocabulary_has_hundreds_of_labels_including_the_shapes() -> None:
     labels = load_vocabulary()
     assert len(labels) >= 400 and len(set(labels)) == len(labels), len(labels)
-    assert all(label == label.strip().lower() and label and not label.startswith("#") for label in labels)
+    assert all(
+        label == label.strip().lower() and label and not label.startswith("#") for label in labels
+    )
     assert set(SHAPES) <= set(labels), set(SHAPES) - set(labels)
-    for expected in ("dog", "beach", "mountain", "city street", "kitchen", "sunset", "cycling", "wedding", "crowd"):
+    for expected in (
+        "dog",
+        "beach",
+        "mountain",
+        "city street",
+        "kitchen",
+        "sunset",
+        "cycling",
+        "wedding",
+        "crowd",
+    ):
         assert expected in labels
 
 
 def test_a_users_vocabulary_file_skips_comments_blanks_and_repeats(tmp_path: Path) -> None:
     path = tmp_path / "labels.txt"
-    path.write_text("# my labels\n\n  cat \ndog\ncat\n   # indented comment\nhot air balloon\n", encoding="utf-8")
+    path.write_text(
+        "# my labels\n\n  cat \ndog\ncat\n   # indented comment\nhot air balloon\n",
+        encoding="utf-8",
+    )
     assert load_vocabulary(path) == ["cat", "dog", "hot air balloon"]
 
 

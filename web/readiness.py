@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Literal
 
-from search.query.engine import SearchEngine
 from search.errors import PixseekError
+from search.query.engine import SearchEngine
 
 __all__ = ["Readiness"]
 
@@ -40,7 +40,9 @@ class Readiness:
         if not warm:
             self.state, self.reason = "ready", "warming is off (PIXSEEK_WARM_ON_START=false)"
             return
-        self._thread = threading.Thread(target=self._warm, args=(engine,), name="pixseek-warm", daemon=True)
+        self._thread = threading.Thread(
+            target=self._warm, args=(engine,), name="pixseek-warm", daemon=True
+        )
         self._thread.start()
 
     def _warm(self, engine: SearchEngine) -> None:
@@ -51,7 +53,7 @@ class Readiness:
             self.state, self.reason = "failed", str(exc)
             logger.warning("Warming the search models failed: %s", exc)
             return
-        except Exception as exc:  # noqa: BLE001 - a warm-up bug must not take the server down
+        except Exception as exc:  # a warm-up bug must not take the server down
             self.state, self.reason = "failed", f"{type(exc).__name__}: {exc}"
             logger.exception("Warming the search models failed")
             return

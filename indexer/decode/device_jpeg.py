@@ -20,16 +20,17 @@ import contextlib
 import functools
 import io
 import logging
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from indexer.decode.worker import DecodedBatch
+from indexer.records import DecodedBatch, UndecodedJpeg
+from search.catalog.records import FailedImage
 from search.errors import ConfigError
-from search.images.decode import DecodeFailure, decode_bytes
+from search.images.decode import decode_bytes
+from search.images.failures import DecodeFailure
 from search.models import Encoder
 from search.models.pixel_transform import PixelTransform
 
@@ -57,21 +58,20 @@ def device_jpeg_max_pixels() -> int:
 
 def orient(image: torch.Tensor, orientation: int) -> torch.Tensor:
     """Apply EXIF `orientation` (1..8) to a (C, H, W) tensor, as Pillow's `exif_transpose` does."""
-    if orientation == 2:
-        return image.flip(-1)
-    if orientation == 3:
-        return image.flip(-2, -1)
-    if orientation == 4:
-        return image.flip(-2)
-    if orientation == 5:
-        return image.transpose(-2, -1)
-    if orientation == 6:
-        return torch.rot90(image, k=-1, dims=(-2, -1))
-    if orientation == 7:
-        return image.transpose(-2, -1).flip(-2, -1)
-    if orientation == 8:
-        return torch.rot90(image, k=1, dims=(-2, -1))
-    return image
+    turn = _ORIENTATIONS.get(orientation)
+    return image if turn is None else turn(image)
+
+
+_ORIENTATIONS: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {
+    2: lambda image: image.flip(-1),
+    3: lambda image: image.flip(-2, -1),
+    4: lambda image: image.flip(-2),
+    5: lambda image: image.transpose(-2, -1),
+    6: lambda image: torch.rot90(image, k=-1, dims=(-2, -1)),
+    7: lambda image: image.transpose(-2, -1).flip(-2, -1),
+    8: lambda image: torch.rot90(image, k=1, dims=(-2, -1)),
+}
+"""EXIF orientation -> the turn that shows the picture upright (1 and unknown values: none)."""
 
 
 @functools.cache
@@ -84,7 +84,11 @@ def _probe(device: str) -> str | None:
     data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
     try:
         # On a stream of its own, for the reason given in DeviceJpegDecoder's docstring.
-        with torch.cuda.stream(torch.cuda.Stream(device)) if device.startswith("cuda") else contextlib.nullcontext():
+        with (
+            torch.cuda.stream(_new_stream(torch.device(device)))
+            if device.startswith("cuda")
+            else contextlib.nullcontext()
+        ):
             decoded = decode_jpeg([data], mode=ImageReadMode.RGB, device=device)[0].cpu()
     except Exception as exc:  # noqa: BLE001 - no nvJPEG, a driver problem, ...: any reason says no
         return f"{type(exc).__name__}: {exc}"
@@ -93,18 +97,25 @@ def _probe(device: str) -> str | None:
     return None
 
 
+def _new_stream(device: torch.device) -> torch.cuda.Stream:
+    """A CUDA stream of our own on `device` (torch's constructor is not annotated)."""
+    return torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+
+
 def use_device_jpeg(choice: str, encoder: Encoder) -> bool:
     """Whether this run decodes plain JPEGs on `encoder.device` (see the module docstring)."""
     if choice not in JPEG_DECODE_CHOICES:
-        raise ConfigError(f"jpeg_decode must be one of {', '.join(JPEG_DECODE_CHOICES)}; got {choice!r}")
+        raise ConfigError(
+            f"jpeg_decode must be one of {', '.join(JPEG_DECODE_CHOICES)}; got {choice!r}"
+        )
     if choice == "workers":
         return False
     cuda = encoder.device.startswith("cuda")
     if not encoder.pixel_transform.accepts_tensors:
         if choice == "device":
             raise ConfigError(
-                f"--jpeg-decode device: model {encoder.model_id} resizes with steps that only work on "
-                "Pillow images; use --jpeg-decode workers."
+                f"--jpeg-decode device: model {encoder.model_id} resizes with steps that only "
+                "work on Pillow images; use --jpeg-decode workers."
             )
         return False
     if choice == "auto" and not cuda:
@@ -114,19 +125,23 @@ def use_device_jpeg(choice: str, encoder: Encoder) -> bool:
         return True
     if choice == "device":
         raise ConfigError(
-            f"--jpeg-decode device: torchvision cannot decode JPEGs on {encoder.device} ({problem}); "
-            "use --jpeg-decode workers."
+            f"--jpeg-decode device: torchvision cannot decode JPEGs on {encoder.device} "
+            f"({problem}); use --jpeg-decode workers."
         )
-    log.warning("decoding JPEGs with the CPU workers: torchvision cannot decode on %s (%s)", encoder.device, problem)
+    log.warning(
+        "decoding JPEGs with the CPU workers: torchvision cannot decode on %s (%s)",
+        encoder.device,
+        problem,
+    )
     return False
 
 
-def _groups(items: list[dict[str, Any]], limit: int) -> Iterator[list[dict[str, Any]]]:
+def _groups(items: list[UndecodedJpeg], limit: int) -> Iterator[list[UndecodedJpeg]]:
     """Consecutive runs of `items` whose full-size pixels add up to at most `limit`."""
-    group: list[dict[str, Any]] = []
+    group: list[UndecodedJpeg] = []
     pixels = 0
     for item in items:
-        size = item["width"] * item["height"]
+        size = item.width * item.height
         if group and pixels + size > limit:
             yield group
             group, pixels = [], 0
@@ -158,14 +173,19 @@ class DeviceJpegDecoder:
     object uses, synchronised before every decode call, cannot still be read by anyone's queued
     kernels -- not by the resizes of the previous group, nor by other threads' searches."""
 
-    def __init__(self, transform: PixelTransform, device: str, draft_size: int,
-                 group_pixels: int = GROUP_PIXELS) -> None:
+    def __init__(
+        self,
+        transform: PixelTransform,
+        device: str,
+        draft_size: int,
+        group_pixels: int = GROUP_PIXELS,
+    ) -> None:
         self.transform = transform
         self.device = torch.device(device)
         self.draft_size = draft_size
         self.group_pixels = group_pixels
         self.fallbacks = 0  # JPEGs the device refused, decoded by Pillow instead
-        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self._stream = _new_stream(self.device) if self.device.type == "cuda" else None
 
     def __call__(self, batch: DecodedBatch) -> DecodedBatch:
         if not batch.jpegs:
@@ -183,25 +203,35 @@ class DeviceJpegDecoder:
     def _decode_batch(self, batch: DecodedBatch) -> DecodedBatch:
         ok = list(batch.ok)
         failed = list(batch.failed)
-        pixels = [batch.pixels.to(self.device, non_blocking=True)] if batch.pixels is not None else []
+        pixels = (
+            [batch.pixels.to(self.device, non_blocking=True)] if batch.pixels is not None else []
+        )
         for group in _groups(batch.jpegs, self.group_pixels):
-            for item, image in zip(group, self._decode([item["data"] for item in group])):
-                data = item.pop("data")
-                orientation = item.pop("orientation")
-                one = None if image is None else self._resize(image, orientation)
-                if one is None:
-                    self.fallbacks += 1
-                    try:
-                        one = self._pillow(data)
-                    except DecodeFailure as exc:
-                        failed.append((item["id"], exc.reason))
-                        continue
-                    except Exception as exc:  # noqa: BLE001 - as in the workers: one file fails, not the run
-                        failed.append((item["id"], f"cannot decode image: {type(exc).__name__}: {exc}"))
-                        continue
-                ok.append(item)
-                pixels.append(one.unsqueeze(0))
+            datas = [_bytes_of(item) for item in group]
+            for item, data, image in zip(group, datas, self._decode(datas), strict=True):
+                one = self._pixels(item, data, image)
+                if isinstance(one, FailedImage):
+                    failed.append(one)
+                else:
+                    ok.append(item.embedded())
+                    pixels.append(one.unsqueeze(0))
         return DecodedBatch(pixels=torch.cat(pixels) if pixels else None, ok=ok, failed=failed)
+
+    def _pixels(
+        self, item: UndecodedJpeg, data: torch.Tensor, image: torch.Tensor | None
+    ) -> torch.Tensor | FailedImage:
+        """The model's pixels of one JPEG the device decoded (`image`) or refused (None); what
+        the device cannot finish, Pillow decodes, or says why not."""
+        one = None if image is None else self._resize(image, item.orientation)
+        if one is not None:
+            return one
+        self.fallbacks += 1
+        try:
+            return self._pillow(data)
+        except DecodeFailure as exc:
+            return FailedImage(item.id, exc.reason)
+        except Exception as exc:  # noqa: BLE001 - as in the workers: one file fails, not the run
+            return FailedImage(item.id, f"cannot decode image: {type(exc).__name__}: {exc}")
 
     def _resize(self, image: torch.Tensor, orientation: int) -> torch.Tensor | None:
         """The model's pixels for a decoded image, or None when the device fails on it (out of
@@ -212,7 +242,7 @@ class DeviceJpegDecoder:
             self._settle()
             return None
 
-    def _decode(self, datas: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    def _decode(self, datas: list[torch.Tensor]) -> Sequence[torch.Tensor | None]:
         """Decode a group in one call; if the call fails, each file alone (None: refused)."""
         try:
             return self._decode_jpeg(datas)
@@ -242,3 +272,9 @@ class DeviceJpegDecoder:
         """A file the device decoder refused: decode it the usual way (or raise its reason)."""
         decoded = decode_bytes(data.numpy().tobytes(), draft_size=self.draft_size)
         return self.transform(decoded.image).to(self.device)
+
+
+def _bytes_of(item: UndecodedJpeg) -> torch.Tensor:
+    if item.data is None:
+        raise ValueError(f"JPEG {item.id} has no bytes: call DecodedBatch.with_jpeg_views first")
+    return item.data

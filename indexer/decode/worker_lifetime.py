@@ -26,19 +26,24 @@ aim SIGKILLs at the first milliseconds of a worker's life, the window described 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import os
 import signal
 import sys
 from pathlib import Path
 
-__all__ = ["EXIT_ORPHANED", "announce_worker_start", "die_with_parent", "report_worker_starts_if_asked"]
+__all__ = [
+    "EXIT_ORPHANED",
+    "announce_worker_start",
+    "die_with_parent",
+    "report_worker_starts_if_asked",
+]
 
 EXIT_ORPHANED = 75  # the status a worker exits with when it finds its parent already gone
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 WORKER_STARTED_DIR_ENV = "PIXSEEK_TEST_WORKER_STARTED_DIR"
-
-_fork_hook_installed = False
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -63,16 +68,17 @@ def announce_worker_start() -> None:
     folder = os.environ.get(WORKER_STARTED_DIR_ENV)
     if not folder:
         return
-    try:
+    with contextlib.suppress(OSError):  # a test aid must never break a worker
         os.close(os.open(Path(folder) / str(os.getpid()), os.O_WRONLY | os.O_CREAT, 0o644))
-    except OSError:
-        pass  # a test aid must never break a worker
 
 
 def report_worker_starts_if_asked() -> None:
     """Install the fork-time marker of the test hook once per process (only when asked)."""
-    global _fork_hook_installed
-    if _fork_hook_installed or not os.environ.get(WORKER_STARTED_DIR_ENV):
-        return
+    if os.environ.get(WORKER_STARTED_DIR_ENV):
+        _install_fork_hook()
+
+
+@functools.cache
+def _install_fork_hook() -> None:
+    """Runs once per process (the cache remembers it), so the hook is never installed twice."""
     os.register_at_fork(after_in_child=announce_worker_start)
-    _fork_hook_installed = True

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from search.catalog import Catalog
 from search.images.decode import DecodeFailure, decode_stored
-from search.models.generative_registry import load_captioner
+from search.models.registry import load_captioner
 from search.settings import Settings
 
 __all__ = ["CaptionReport", "caption_images"]
@@ -23,14 +23,21 @@ CAPTION_DRAFT_SIZE = 384
 
 @dataclass
 class CaptionReport:
+    """What one captioning run did (printed by `pixseek caption`, added to an index summary)."""
+
     captioned: int = 0
     unreadable: int = 0
     seconds: float = 0.0
     model_id: str = ""
 
     def as_json(self) -> dict[str, object]:
-        return {"captioned": self.captioned, "unreadable": self.unreadable, "seconds": round(self.seconds, 3),
-                "rate": round(self.captioned / self.seconds, 3) if self.seconds else 0.0, "model_id": self.model_id}
+        return {
+            "captioned": self.captioned,
+            "unreadable": self.unreadable,
+            "seconds": round(self.seconds, 3),
+            "rate": round(self.captioned / self.seconds, 3) if self.seconds else 0.0,
+            "model_id": self.model_id,
+        }
 
 
 def caption_images(
@@ -51,7 +58,11 @@ def caption_images(
     total = sum(catalog.count_uncaptioned(i) for i in ids)
     skipped: set[int] = set()
     while True:
-        batch = [r for r in catalog.images_without_caption(ids, batch_size + len(skipped)) if r.id not in skipped]
+        batch = [
+            r
+            for r in catalog.images_without_caption(ids, batch_size + len(skipped))
+            if r.id not in skipped
+        ]
         batch = batch[:batch_size]
         if not batch:
             break
@@ -63,7 +74,8 @@ def caption_images(
             except DecodeFailure:
                 skipped.add(record.id)  # gone since indexing; the next index run prunes it
                 report.unreadable += 1
-        for record, text in zip(readable, captioner.caption(images) if images else []):
+        captions = captioner.caption(images) if images else []
+        for record, text in zip(readable, captions, strict=False):
             catalog.set_enrichment(record.id, caption=text, caption_model=captioner.model_id)
             report.captioned += 1
         if progress:

@@ -18,10 +18,15 @@ from collections.abc import Callable
 import numpy as np
 
 from search.catalog import Catalog
-from search.storage.collection_store import CollectionStore
 from search.models import Encoder
+from search.models.zero_shot_tags import (
+    ZeroShotTagger,
+    load_vocabulary,
+    tagger_identity,
+    templates_for,
+)
 from search.settings import Settings
-from search.models.zero_shot_tags import ZeroShotTagger, load_vocabulary, tagger_identity, templates_for
+from search.storage.collection_store import CollectionStore
 
 __all__ = ["TAG_COMMIT_ROWS", "build_tagger", "tag_untagged"]
 
@@ -37,8 +42,13 @@ def build_tagger(settings: Settings, encoder: Encoder, *, compute: bool) -> Zero
         return None
     vocabulary = load_vocabulary(settings.tag_vocabulary) if settings.tag_vocabulary else None
     try:
-        return ZeroShotTagger(encoder, vocabulary, templates=templates_for(settings.tag_templates, encoder.device),
-                              cache_dir=settings.cache_dir / "label-embeddings", compute=compute)
+        return ZeroShotTagger(
+            encoder,
+            vocabulary,
+            templates=templates_for(settings.tag_templates, encoder.device),
+            cache_dir=settings.cache_dir / "label-embeddings",
+            compute=compute,
+        )
     except LookupError:
         return None
 
@@ -59,19 +69,22 @@ def tag_untagged(
     if not waiting:
         return 0
     tagger = build_tagger(settings, encoder, compute=True)
-    assert tagger is not None and tagger.identity == identity
+    assert tagger is not None, "tags are on, so there is a tagger"
+    assert tagger.identity == identity, "the tagger of this vocabulary and model"
     logger.info("Tagging %d images of collection %r.", len(waiting), store.collection.name)
     tagged = 0
     for ids, vectors in store.vectors.iter_segments(newest_first=True):
         mask = np.fromiter((i in waiting for i in ids.tolist()), dtype=bool, count=ids.size)
         if not mask.any():
             continue
-        ids, vectors = ids[mask], vectors[mask]
-        waiting.difference_update(ids.tolist())
-        for start in range(0, ids.size, TAG_COMMIT_ROWS):
-            chunk = ids[start : start + TAG_COMMIT_ROWS].tolist()
-            tags = tagger.tag(vectors[start : start + TAG_COMMIT_ROWS], threshold=settings.tag_threshold)
-            catalog.set_tags(dict(zip(chunk, tags)), tagger.identity)
+        wanted_ids, wanted = ids[mask], vectors[mask]
+        waiting.difference_update(wanted_ids.tolist())
+        for start in range(0, wanted_ids.size, TAG_COMMIT_ROWS):
+            chunk = wanted_ids[start : start + TAG_COMMIT_ROWS].tolist()
+            tags = tagger.tag(
+                wanted[start : start + TAG_COMMIT_ROWS], threshold=settings.tag_threshold
+            )
+            catalog.set_tags(dict(zip(chunk, tags, strict=False)), tagger.identity)
             tagged += len(chunk)
             if should_stop is not None and should_stop():
                 return tagged

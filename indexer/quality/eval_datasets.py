@@ -15,17 +15,12 @@ __all__ = ["EvalDataset", "load_eval_dataset"]
 
 @dataclass(frozen=True)
 class EvalDataset:
+    """Image/caption pairs for a retrieval benchmark, whatever file format they came in."""
+
     name: str
     images: list[Path]  # absolute paths, unique
     captions: list[str]
     caption_image: list[int]  # caption index -> index into `images`
-
-    @property
-    def captions_of(self) -> list[list[int]]:
-        owners: list[list[int]] = [[] for _ in self.images]
-        for caption, image in enumerate(self.caption_image):
-            owners[image].append(caption)
-        return owners
 
 
 def _from_pairs(name: str, pairs: list[tuple[Path, str]]) -> EvalDataset:
@@ -45,7 +40,7 @@ def _from_pairs(name: str, pairs: list[tuple[Path, str]]) -> EvalDataset:
 
 
 def _load_jsonl(path: Path) -> EvalDataset:
-    pairs = []
+    pairs: list[tuple[Path, str]] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -53,32 +48,45 @@ def _load_jsonl(path: Path) -> EvalDataset:
             row = json.loads(line)
             image, caption = row["image"], row["caption"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"{path}:{number}: expected {{\"image\": PATH, \"caption\": TEXT}} ({exc}).") from exc
+            raise InputError(
+                f'{path}:{number}: expected {{"image": PATH, "caption": TEXT}} ({exc}).'
+            ) from exc
         pairs.append(((path.parent / image).resolve(), str(caption)))
     return _from_pairs(path.name, pairs)
 
 
 def _load_karpathy(path: Path, images_dir: Path | None, split: str) -> EvalDataset:
     if images_dir is None:
-        raise InputError(f"{path.name} is a Karpathy-style split file: give its image folder with --images DIR.")
+        raise InputError(
+            f"{path.name} is a Karpathy-style split file: give its image folder with --images DIR."
+        )
     data = json.loads(path.read_text(encoding="utf-8"))
-    pairs = []
+    pairs: list[tuple[Path, str]] = []
     for entry in data["images"]:
         if entry.get("split") != split:
             continue
         relative = Path(entry.get("filepath", "")) / entry["filename"]
-        image = (images_dir / relative) if (images_dir / relative).exists() else images_dir / entry["filename"]
-        for sentence in entry.get("sentences", []):
-            pairs.append((image.resolve(), sentence["raw"].strip()))
+        image = (
+            (images_dir / relative)
+            if (images_dir / relative).exists()
+            else images_dir / entry["filename"]
+        )
+        pairs.extend(
+            (image.resolve(), sentence["raw"].strip()) for sentence in entry.get("sentences", [])
+        )
     if not pairs:
         raise InputError(f"{path.name} has no images in split {split!r}.")
     return _from_pairs(f"{path.name}:{split}", pairs)
 
 
-def load_eval_dataset(path: Path, *, images_dir: Path | None = None, split: str = "test") -> EvalDataset:
+def load_eval_dataset(
+    path: Path, *, images_dir: Path | None = None, split: str = "test"
+) -> EvalDataset:
     """Load DATASET for `pixseek eval`; raises `InputError` naming the file and what is wrong."""
     if not path.is_file():
-        raise InputError(f"{path} does not exist. Give a .jsonl of image/caption pairs or a Karpathy split file.")
+        raise InputError(
+            f"{path} does not exist. Give a .jsonl of image/caption pairs or a Karpathy split file."
+        )
     if path.suffix == ".jsonl":
         dataset = _load_jsonl(path)
     else:

@@ -3,9 +3,9 @@
 No machine that builds or tests pixseek can download model weights, so retrieval quality cannot
 be measured with a real CLIP. Instead we draw a small world whose captions say exactly what is in
 each picture ("two small green triangles on the left on a striped gray background"), train a tiny
-CLIP on its train split (``indexer.quality.tiny_clip_training``) and measure text-to-image recall on its
-test split. Because the same seed always draws the same pixels and captions, recall is stable from
-run to run and a drop means the code changed, not the dice.
+CLIP on its train split (``indexer.quality.tiny_clip_training``) and measure text-to-image recall
+on its test split. Because the same seed always draws the same pixels and captions, recall is
+stable from run to run and a drop means the code changed, not the dice.
 
 Each image has seven attributes: ``shape``, ``colour``, ``size`` (small/large), ``count``
 (1 to 3 copies of the shape), ``position`` (left/right/top/bottom half), ``background``
@@ -57,6 +57,7 @@ __all__ = [
     "captions_for",
     "generate_world",
     "load_world",
+    "split_listing",
 ]
 
 WORLD_VERSION = 3
@@ -141,11 +142,16 @@ class WorldSplits:
 
     @property
     def train_jsonl(self) -> Path:
-        return self.root / "train.jsonl"
+        return split_listing(self.root, "train")
 
     @property
     def test_jsonl(self) -> Path:
-        return self.root / "test.jsonl"
+        return split_listing(self.root, "test")
+
+
+def split_listing(root: Path, split: str) -> Path:
+    """The JSONL of a split's (image, caption) pairs, in the format `pixseek eval` reads."""
+    return root / f"{split}.jsonl"
 
 
 def attribute_key(attributes: dict[str, str | int]) -> tuple[str | int, ...]:
@@ -433,15 +439,42 @@ def _write_split(
 ) -> list[WorldItem]:
     (root / split).mkdir(parents=True, exist_ok=True)
     items = []
-    lines = []
+    lines: list[str] = []
     for index, attributes in enumerate(combos):
         file_name = f"{split}/{index:05d}.png"
         captions = captions_for(attributes, rng, n_captions=captions_per_image)
         _draw_image(attributes, rng, image_size).save(root / file_name, optimize=False)
         items.append(WorldItem(file_name=file_name, captions=captions, attributes=dict(attributes)))
         lines.extend(json.dumps({"image": file_name, "caption": caption}) for caption in captions)
-    (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    split_listing(root, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return items
+
+
+def _holds_world(out_dir: Path, header: dict[str, int]) -> bool:
+    """True when ``out_dir`` holds the world ``header`` describes; a folder holding another
+    world has its manifest, images and listings removed (it is incomplete until redrawn)."""
+    manifest_path = out_dir / MANIFEST_NAME
+    if not manifest_path.is_file():
+        return False
+    existing = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if all(existing.get(key) == value for key, value in header.items()):
+        return True
+    manifest_path.unlink()  # from here on the folder is incomplete until the new manifest lands
+    for split in ("train", "test"):
+        shutil.rmtree(out_dir / split, ignore_errors=True)
+    return False
+
+
+def _write_manifest(
+    manifest_path: Path, header: dict[str, int], train: list[WorldItem], test: list[WorldItem]
+) -> None:
+    """Write ``world.json`` last and atomically: its presence means the world is complete."""
+    manifest = dict(
+        header, train=[_item_to_json(i) for i in train], test=[_item_to_json(i) for i in test]
+    )
+    temporary = manifest_path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(manifest), encoding="utf-8")
+    temporary.replace(manifest_path)
 
 
 def generate_world(
@@ -472,14 +505,8 @@ def generate_world(
         captions_per_image=captions_per_image,
     )
     manifest_path = out_dir / MANIFEST_NAME
-    if manifest_path.is_file():
-        existing = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if all(existing.get(key) == value for key, value in header.items()):
-            return load_world(out_dir)
-        manifest_path.unlink()  # from here on the folder is incomplete until the new manifest lands
-        for split in ("train", "test"):
-            shutil.rmtree(out_dir / split, ignore_errors=True)
-
+    if _holds_world(out_dir, header):
+        return load_world(out_dir)
     rng = np.random.default_rng(seed)
     train_combos, test_combos = _split_combinations(rng, n_train, n_test)
     # One stream per split: the test images never depend on how many train images came first.
@@ -501,11 +528,5 @@ def generate_world(
         image_size=image_size,
         captions_per_image=captions_per_image,
     )
-
-    manifest = dict(
-        header, train=[_item_to_json(i) for i in train], test=[_item_to_json(i) for i in test]
-    )
-    temporary = manifest_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(manifest), encoding="utf-8")
-    temporary.replace(manifest_path)
+    _write_manifest(manifest_path, header, train, test)
     return WorldSplits(root=out_dir, seed=seed, image_size=image_size, train=train, test=test)

@@ -2,13 +2,13 @@
 
 Tests and benchmarks need a CLIP whose text->image retrieval is *meaningful* (a query for "two
 small red stars" should find them), yet no machine that builds pixseek can download weights.
-This module trains one from scratch on :mod:`indexer.quality.synthetic_world` and saves it in the form
-every other part of pixseek already loads: an open_clip ``local-dir:`` folder holding
+This module trains one from scratch on :mod:`indexer.quality.synthetic_world` and saves it in the
+form every other part of pixseek already loads: an open_clip ``local-dir:`` folder holding
 ``open_clip_config.json`` (``model_cfg`` + ``preprocess_cfg``) and
 ``open_clip_model.safetensors``. The text side uses open_clip's standard BPE
 ``SimpleTokenizer``, so queries are tokenised exactly as for a real CLIP.
 
-The architecture is the JSON file ``search/models/model_configs/pixseek-tiny-world.json``
+The architecture is the JSON file ``search/models/configs/pixseek-tiny-world.json``
 (open_clip's model-config format); the trainer registers it with ``open_clip.add_model_config``
 and copies it into the saved folder, so loading the result needs no registration.
 
@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import open_clip
 import torch
@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
-from indexer.quality.synthetic_world import WORLD_VERSION, WorldItem, generate_world, load_world
-from search.models.open_clip_configs import MODEL_CONFIG_DIR, register_pixseek_configs
+from indexer.quality.synthetic_world import WORLD_VERSION, generate_world, load_world
+from search.models.encoders.open_clip_configs import MODEL_CONFIG_DIR, register_pixseek_configs
 
 __all__ = [
     "MODEL_CONFIG_PATH",
@@ -127,7 +127,7 @@ def _tokenize_all(
     """All captions as one token tensor, plus per-image (start, count) offsets into it."""
     flat = [caption for per_image in captions for caption in per_image]
     tokens = tokenizer(flat)
-    truncated = [caption for caption, row in zip(flat, tokens) if int(row[-1]) != 0]
+    truncated = [caption for caption, row in zip(flat, tokens, strict=True) if int(row[-1]) != 0]
     if truncated:
         raise ValueError(
             f"{len(truncated)} captions do not fit the model's context_length={context_length} "
@@ -140,7 +140,8 @@ def _tokenize_all(
 
 def _parameter_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     """open_clip's convention: no weight decay on gains, biases, norms and the logit scale."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
         exclude = (
             parameter.ndim < 2
@@ -170,12 +171,11 @@ def _strengthen_position_embedding(model: torch.nn.Module) -> None:
             attention_pool.positional_embedding.mul_(POSITION_EMBEDDING_GAIN)
 
 
-def _epoch_batches(
-    train: list[WorldItem], batch_size: int, generator: torch.Generator
-) -> list[torch.Tensor]:
-    """One epoch of batches of distinct training images, in a seeded random order."""
-    order = torch.randperm(len(train), generator=generator)
-    return list(order[: len(train) // batch_size * batch_size].split(batch_size))
+def _epoch_batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of batches of distinct training images (of `count`), in a seeded random
+    order."""
+    order = torch.randperm(count, generator=generator)
+    return list(torch.split(order[: count // batch_size * batch_size], batch_size))
 
 
 def _learning_rate(step: int, total_steps: int) -> float:
@@ -211,6 +211,133 @@ def _save_model_dir(
     (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class _TrainingSet:
+    """The train split as tensors: every image preprocessed, every caption tokenised, and per
+    image the (start, count) of its captions among the tokens."""
+
+    size: int
+    images: torch.Tensor
+    tokens: torch.Tensor
+    caption_offsets: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    steps: int
+    final_loss: float
+    stopped_early: bool
+
+
+def _new_model(name: str, device: str) -> tuple[torch.nn.Module, Callable[[Image.Image], Any]]:
+    """A freshly initialised model (from the global torch seed) and its evaluation transform."""
+    model, _, preprocess = open_clip.create_model_and_transforms(name)
+    _strengthen_position_embedding(model)
+    model.to(device)
+    model.visual.to(memory_format=torch.channels_last)  # ~25% faster small convolutions on CPU
+    return model, preprocess
+
+
+def _training_set(
+    world_dir: Path,
+    tokenizer: Any,
+    preprocess: Callable[[Image.Image], Any],
+    context_length: int,
+    device: str,
+    say: Callable[[str], None],
+) -> _TrainingSet:
+    train = load_world(world_dir).train
+    if not train:
+        raise ValueError(
+            f"The world at {world_dir} has no train images; generate it with n_train > 0."
+        )
+    say(f"preparing {len(train)} training images")
+    images = torch.stack(
+        [preprocess(Image.open(world_dir / item.file_name).convert("RGB")) for item in train]
+    )
+    tokens, caption_offsets = _tokenize_all(
+        tokenizer, [item.captions for item in train], context_length
+    )
+    return _TrainingSet(len(train), images.to(device), tokens.to(device), caption_offsets)
+
+
+def _step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: _TrainingSet,
+    index: torch.Tensor,
+    generator: torch.Generator,
+    device: str,
+) -> float:
+    """One optimiser step on the images at `index`, each with one of its paraphrases, drawn
+    afresh every time the image comes round; returns the loss."""
+    starts, counts = data.caption_offsets[index, 0], data.caption_offsets[index, 1]
+    caption_rows = starts + (torch.rand(len(index), generator=generator) * counts).long()
+    batch_images = data.images[index.to(device)].contiguous(memory_format=torch.channels_last)
+    loss = _clip_loss(model, batch_images, data.tokens[caption_rows.to(device)])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
+    optimizer.step()
+    with torch.no_grad():
+        cast(torch.Tensor, model.logit_scale).clamp_(0, MAX_LOGIT_SCALE)
+    return float(loss.detach())
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one training run goes: its seed, length, time cap, device and progress messages."""
+
+    seed: int
+    epochs: int
+    started: float  # time.monotonic() when the run began
+    max_seconds: float | None
+    device: str
+    say: Callable[[str], None]
+
+    def out_of_time(self) -> bool:
+        return self.max_seconds is not None and time.monotonic() - self.started > self.max_seconds
+
+
+def _train(model: torch.nn.Module, data: _TrainingSet, plan: _Plan) -> _Outcome:
+    """The training loop: `plan.epochs` passes of seeded batches, cut short when out of time."""
+    batch_size = min(BATCH_SIZE, data.size)
+    total_steps = data.size // batch_size * plan.epochs
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(model), lr=LEARNING_RATE, betas=(0.9, 0.98), eps=1e-6, fused=True
+    )
+    generator = torch.Generator().manual_seed(plan.seed)
+    model.train()
+    step, loss_value = 0, float("nan")
+    for epoch in range(plan.epochs):
+        for index in _epoch_batches(data.size, batch_size, generator):
+            if plan.out_of_time():
+                plan.say(f"stopped after {step} steps: max_seconds={plan.max_seconds} reached")
+                return _Outcome(step, loss_value, stopped_early=True)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(step, total_steps)
+            loss_value = _step(model, optimizer, data, index, generator, plan.device)
+            step += 1
+        plan.say(
+            f"epoch {epoch + 1}/{plan.epochs}: loss {loss_value:.3f}"
+            f" after {time.monotonic() - plan.started:.0f} s"
+        )
+    return _Outcome(step, loss_value, stopped_early=False)
+
+
+def _provenance(plan: _Plan, outcome: _Outcome, seconds: float) -> dict[str, Any]:
+    """How a saved model was made, stored in its config beside the weights."""
+    return {
+        "trainer_version": TRAINER_VERSION,
+        "world_version": WORLD_VERSION,
+        "seed": plan.seed,
+        "epochs": plan.epochs,
+        "steps": outcome.steps,
+        "final_loss": outcome.final_loss,
+        "seconds": round(seconds, 1),
+        "stopped_early": outcome.stopped_early,
+    }
+
+
 def train_tiny_clip(
     world_dir: Path,
     out_dir: Path,
@@ -224,108 +351,42 @@ def train_tiny_clip(
     """Train on the world's train split; save a ``local-dir:`` model folder to ``out_dir``.
 
     The train split (images and captions, as listed in ``world_dir/world.json``) is the one
-    :func:`indexer.quality.synthetic_world.generate_world` wrote. Each step takes a batch of distinct
-    images with one of their captions each, so no batch holds two copies of one image as false
-    negatives. Images go through the model's own evaluation
-    transform, the one ``create_model_and_transforms("local-dir:...")`` returns, so training and
-    search see identical pixels. ``max_seconds`` is a safety cap, not a schedule: hitting it
-    makes the result depend on machine speed and is flagged in the report. ``device`` other than
-    the CPU is for experiments: the cached models of :func:`ensure_world_and_model` are CPU-trained.
+    :func:`indexer.quality.synthetic_world.generate_world` wrote. Each step takes a batch of
+    distinct images with one of their captions each, so no batch holds two copies of one image
+    as false negatives. Images go through the model's own evaluation transform, the one
+    ``create_model_and_transforms("local-dir:...")`` returns, so training and search see
+    identical pixels. ``max_seconds`` is a safety cap, not a schedule: hitting it makes the
+    result depend on machine speed and is flagged in the report. ``device`` other than the CPU
+    is for experiments: the cached models of :func:`ensure_world_and_model` are CPU-trained.
     """
     world_dir, out_dir = Path(world_dir), Path(out_dir)
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     if epochs < 1:
         raise ValueError(f"epochs={epochs}; train for at least one epoch.")
     say = progress or (lambda message: None)
-    started = time.monotonic()
+    plan = _Plan(seed, epochs, time.monotonic(), max_seconds, device, say)
     name = register_model_config()
     model_cfg = json.loads(MODEL_CONFIG_PATH.read_text(encoding="utf-8"))
-
     with _torch_threads(_default_threads()), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model, _, preprocess = open_clip.create_model_and_transforms(name)
-        _strengthen_position_embedding(model)
-        model.to(device)
-        model.visual.to(memory_format=torch.channels_last)  # ~25% faster small convolutions on CPU
+        model, preprocess = _new_model(name, device)
         tokenizer = open_clip.get_tokenizer(name)
-        preprocess_cfg = dict(model.visual.preprocess_cfg)  # type: ignore[union-attr]
+        visual = cast(torch.nn.Module, model.visual)
+        preprocess_cfg = dict(cast(dict[str, Any], visual.preprocess_cfg))
         context_length = int(model_cfg["text_cfg"]["context_length"])
-
-        train = load_world(world_dir).train
-        if not train:
-            raise ValueError(
-                f"The world at {world_dir} has no train images; generate it with n_train > 0."
-            )
-        say(f"preparing {len(train)} training images")
-        images = torch.stack(
-            [preprocess(Image.open(world_dir / item.file_name).convert("RGB")) for item in train]
-        )
-        images = images.to(device)
-        tokens, caption_offsets = _tokenize_all(
-            tokenizer, [item.captions for item in train], context_length
-        )
-        tokens = tokens.to(device)
-
-        batch_size = min(BATCH_SIZE, len(train))
-        steps_per_epoch = len(train) // batch_size
-        total_steps = steps_per_epoch * epochs
-        optimizer = torch.optim.AdamW(
-            _parameter_groups(model), lr=LEARNING_RATE, betas=(0.9, 0.98), eps=1e-6, fused=True
-        )
-        generator = torch.Generator().manual_seed(seed)
-        model.train()
-        step, loss_value, stopped_early = 0, float("nan"), False
-        for epoch in range(epochs):
-            for index in _epoch_batches(train, batch_size, generator):
-                if max_seconds is not None and time.monotonic() - started > max_seconds:
-                    stopped_early = True
-                    break
-                for group in optimizer.param_groups:
-                    group["lr"] = _learning_rate(step, total_steps)
-                # One of each image's paraphrases, drawn afresh every time the image comes round.
-                starts, counts = caption_offsets[index, 0], caption_offsets[index, 1]
-                caption_rows = (
-                    starts + (torch.rand(len(index), generator=generator) * counts).long()
-                )
-                batch_images = images[index.to(device)].contiguous(
-                    memory_format=torch.channels_last
-                )
-                loss = _clip_loss(model, batch_images, tokens[caption_rows.to(device)])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-                step += 1
-                loss_value = float(loss.detach())
-            if stopped_early:
-                say(f"stopped after {step} steps: max_seconds={max_seconds} reached")
-                break
-            say(
-                f"epoch {epoch + 1}/{epochs}: loss {loss_value:.3f}"
-                f" after {time.monotonic() - started:.0f} s"
-            )
-
+        data = _training_set(world_dir, tokenizer, preprocess, context_length, device, say)
+        outcome = _train(model, data, plan)
         model.eval()
-        seconds = time.monotonic() - started
-        provenance = {
-            "trainer_version": TRAINER_VERSION,
-            "world_version": WORLD_VERSION,
-            "seed": seed,
-            "epochs": epochs,
-            "steps": step,
-            "final_loss": loss_value,
-            "seconds": round(seconds, 1),
-            "stopped_early": stopped_early,
-        }
+        seconds = time.monotonic() - plan.started
+        provenance = _provenance(plan, outcome, seconds)
         _save_model_dir(model, model_cfg, preprocess_cfg, out_dir, provenance)
     return TrainingReport(
         model_dir=out_dir,
         seconds=seconds,
-        steps=step,
+        steps=outcome.steps,
         epochs=epochs,
-        final_loss=loss_value,
-        stopped_early=stopped_early,
+        final_loss=outcome.final_loss,
+        stopped_early=outcome.stopped_early,
     )
 
 

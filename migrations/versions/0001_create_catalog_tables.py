@@ -52,7 +52,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["collection_id"], ["collections.id"], name="fk_images_collection_id_collections", ondelete="CASCADE"
+            ["collection_id"],
+            ["collections.id"],
+            name="fk_images_collection_id_collections",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_images"),
         sa.UniqueConstraint("collection_id", "path_key", name="uq_images_collection_id_path_key"),
@@ -70,7 +73,10 @@ def upgrade() -> None:
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["collection_id"], ["collections.id"], name="fk_index_builds_collection_id_collections", ondelete="CASCADE"
+            ["collection_id"],
+            ["collections.id"],
+            name="fk_index_builds_collection_id_collections",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_index_builds"),
         sa.UniqueConstraint("collection_id", name="uq_index_builds_collection_id"),
@@ -92,7 +98,10 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["collection_id"], ["collections.id"], name="fk_jobs_collection_id_collections", ondelete="SET NULL"
+            ["collection_id"],
+            ["collections.id"],
+            name="fk_jobs_collection_id_collections",
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
     )

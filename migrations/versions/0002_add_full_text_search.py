@@ -37,13 +37,17 @@ _FTS_DELETE = (
 _FTS_INSERT = "INSERT INTO images_fts(rowid, search_text) VALUES (new.id, new.search_text);"
 
 SQLITE_UPGRADE = (
-    "CREATE VIRTUAL TABLE images_fts USING fts5("
-    "search_text, content='images', content_rowid='id', "
-    "tokenize='porter unicode61 remove_diacritics 2')",
+    (
+        "CREATE VIRTUAL TABLE images_fts USING fts5("
+        "search_text, content='images', content_rowid='id', "
+        "tokenize='porter unicode61 remove_diacritics 2')"
+    ),
     f"CREATE TRIGGER images_fts_after_insert AFTER INSERT ON images BEGIN {_FTS_INSERT} END",
     f"CREATE TRIGGER images_fts_after_delete AFTER DELETE ON images BEGIN {_FTS_DELETE} END",
-    "CREATE TRIGGER images_fts_after_update AFTER UPDATE OF search_text ON images BEGIN "
-    f"{_FTS_DELETE} {_FTS_INSERT} END",
+    (
+        "CREATE TRIGGER images_fts_after_update AFTER UPDATE OF search_text ON images BEGIN "
+        f"{_FTS_DELETE} {_FTS_INSERT} END"
+    ),
     "INSERT INTO images_fts(images_fts) VALUES ('rebuild')",
 )
 

@@ -10,93 +10,45 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from search.catalog.fulltext import search_text_for
 from search.catalog.job_queries import JobInfo, JobQueries, utcnow
 from search.catalog.migrate import current_revision, head_revision, upgrade_database
+from search.catalog.records import (
+    ChangedImage,
+    CollectionInfo,
+    EmbeddedImage,
+    FailedImage,
+    ImageRecord,
+    KnownImage,
+    NewImage,
+    PendingImage,
+    Tags,
+)
 from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
+from search.catalog.search_text import search_text_for
 from search.errors import CatalogError, NotFoundError, PixseekError, SchemaOutOfDateError
-from search.images.paths import display_path
 from search.storage.storage_errors import disk_full_error, read_only_error
 
 SIDECAR_CAPTION_MODEL = "sidecar"  # captions read from x.txt / x.json beside an image
 
-__all__ = ["SIDECAR_CAPTION_MODEL", "Catalog", "CollectionInfo", "ImageRecord", "JobInfo", "KnownImage", "open_catalog", "utcnow"]
-
-
-
-
-class KnownImage(NamedTuple):
-    """What a re-index needs to know about a catalog row to decide whether to embed again."""
-
-    id: int
-    size: int
-    mtime: float
-    status: str
-    path: str
-    content_hash: str | None
-    width: int | None
-    height: int | None
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    id: int
-    name: str
-    model_spec: str
-    model_id: str
-    dim: int
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """One catalog row as the search layer hands it out (no ORM object escapes a session)."""
-
-    id: int
-    collection_id: int
-    path: str
-    content_hash: str | None
-    size: int
-    mtime: float
-    width: int | None
-    height: int | None
-    status: str
-    error: str | None
-    caption: str | None
-    caption_model: str | None
-    tags: list[Any] | None
-    tags_model: str | None = None  # the tagger that wrote `tags`; None: not tagged yet
-
-    @property
-    def display_path(self) -> str:
-        return display_path(self.path)
-
-    @classmethod
-    def from_row(cls, row: Image) -> ImageRecord:
-        return cls(
-            id=row.id,
-            collection_id=row.collection_id,
-            path=row.path,
-            content_hash=row.content_hash,
-            size=row.size,
-            mtime=row.mtime,
-            width=row.width,
-            height=row.height,
-            status=row.status,
-            error=row.error,
-            caption=row.caption,
-            caption_model=row.caption_model,
-            tags=row.tags,
-            tags_model=row.tags_model,
-        )
+__all__ = [
+    "SIDECAR_CAPTION_MODEL",
+    "Catalog",
+    "CollectionInfo",
+    "ImageRecord",
+    "JobInfo",
+    "KnownImage",
+    "open_catalog",
+    "utcnow",
+]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -116,10 +68,11 @@ def _create_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg2", "default"):
+    default_driver = parsed.get_driver_name() in ("psycopg2", "default")
+    plain = parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql"
+    if plain and default_driver:
         # psycopg 3 is the driver we install; plain postgresql:// URLs should just work.
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_pre_ping=True)
 
 
@@ -180,11 +133,17 @@ class Catalog(JobQueries):
 
     def list_collections(self) -> list[CollectionInfo]:
         with self.session() as s:
-            return [_collection_info(r) for r in s.scalars(select(Collection).order_by(Collection.id))]
+            return [
+                _collection_info(r) for r in s.scalars(select(Collection).order_by(Collection.id))
+            ]
 
-    def create_collection(self, name: str, *, model_spec: str, model_id: str, dim: int) -> CollectionInfo:
+    def create_collection(
+        self, name: str, *, model_spec: str, model_id: str, dim: int
+    ) -> CollectionInfo:
         with self.session() as s:
-            row = Collection(name=name, model_spec=model_spec, model_id=model_id, dim=dim, created_at=utcnow())
+            row = Collection(
+                name=name, model_spec=model_spec, model_id=model_id, dim=dim, created_at=utcnow()
+            )
             s.add(row)
             s.flush()
             return _collection_info(row)
@@ -195,12 +154,21 @@ class Catalog(JobQueries):
         """path_key -> `KnownImage` for every image of a collection."""
         with self.session() as s:
             rows = s.execute(
-                select(Image.path_key, Image.id, Image.size, Image.mtime, Image.status, Image.path,
-                       Image.content_hash, Image.width, Image.height).where(Image.collection_id == collection_id)
+                select(
+                    Image.path_key,
+                    Image.id,
+                    Image.size,
+                    Image.mtime,
+                    Image.status,
+                    Image.path,
+                    Image.content_hash,
+                    Image.width,
+                    Image.height,
+                ).where(Image.collection_id == collection_id)
             )
             return {r[0]: KnownImage(*r[1:]) for r in rows}
 
-    def add_pending_images(self, collection_id: int, items: Sequence[dict[str, Any]]) -> list[int]:
+    def add_pending_images(self, collection_id: int, items: Sequence[NewImage]) -> list[int]:
         """Insert rows in state `pending`; returns their ids in input order."""
         if not items:
             return []
@@ -208,14 +176,14 @@ class Catalog(JobQueries):
         rows = [
             Image(
                 collection_id=collection_id,
-                path=item["path"],
-                path_key=item["path_key"],
-                size=item["size"],
-                mtime=item["mtime"],
+                path=item.path,
+                path_key=item.path_key,
+                size=item.size,
+                mtime=item.mtime,
                 status=ImageStatus.PENDING,
-                caption=item.get("caption"),
-                search_text=search_text_for(item["path"], item.get("caption"), None),
-                caption_model=SIDECAR_CAPTION_MODEL if item.get("caption") else None,
+                caption=item.caption,
+                search_text=search_text_for(item.path, item.caption, None),
+                caption_model=SIDECAR_CAPTION_MODEL if item.caption else None,
                 created_at=now,
                 updated_at=now,
             )
@@ -226,7 +194,7 @@ class Catalog(JobQueries):
             s.flush()
             return [r.id for r in rows]
 
-    def mark_changed(self, updates: Sequence[tuple[int, int, float]]) -> None:
+    def mark_changed(self, updates: Sequence[ChangedImage]) -> None:
         """Files whose size or mtime changed: back to `pending` so they are embedded again."""
         if not updates:
             return
@@ -236,39 +204,43 @@ class Catalog(JobQueries):
                 s.execute(
                     update(Image)
                     .where(Image.id == image_id)
-                    .values(size=size, mtime=mtime, status=ImageStatus.PENDING, error=None, tags_model=None,
-                        updated_at=now)
+                    .values(
+                        size=size,
+                        mtime=mtime,
+                        status=ImageStatus.PENDING,
+                        error=None,
+                        tags_model=None,
+                        updated_at=now,
+                    )
                 )
 
-    def pending_images(self, collection_id: int, path_keys: set[str] | None = None) -> list[tuple[int, str]]:
-        """(id, path) of rows still waiting for a vector, in id order."""
+    def pending_images(
+        self, collection_id: int, path_keys: set[str] | None = None
+    ) -> list[PendingImage]:
+        """Rows still waiting for a vector, in id order (only those in `path_keys` if given)."""
         with self.session() as s:
             rows = s.execute(
                 select(Image.id, Image.path, Image.path_key)
                 .where(Image.collection_id == collection_id, Image.status == ImageStatus.PENDING)
                 .order_by(Image.id)
             )
-            return [(r[0], r[1]) for r in rows if path_keys is None or r[2] in path_keys]
+            return [
+                PendingImage(r[0], r[1]) for r in rows if path_keys is None or r[2] in path_keys
+            ]
 
     def finish_batch(
-        self,
-        embedded: Sequence[dict[str, Any]],
-        failed: Sequence[tuple[int, str]],
+        self, embedded: Sequence[EmbeddedImage], failed: Sequence[FailedImage]
     ) -> None:
-        """Record one batch: `embedded` rows (id, width, height, content_hash, optional tags) whose
-        vectors are already durable, and `failed` rows (id, reason). One transaction."""
+        """Record one batch in one transaction: `embedded` rows, whose vectors are already
+        durable, and `failed` rows with their reasons."""
         now = utcnow()
         with self.session() as s:
-            rows = {row.id: row for row in s.scalars(select(Image).where(Image.id.in_([i["id"] for i in embedded])))}
+            wanted = [item.id for item in embedded]
+            rows = {row.id: row for row in s.scalars(select(Image).where(Image.id.in_(wanted)))}
             for item in embedded:
-                row = rows.get(item["id"])
-                if row is None:
-                    continue
-                row.status, row.error, row.updated_at = ImageStatus.EMBEDDED, None, now
-                row.width, row.height, row.content_hash = item.get("width"), item.get("height"), item.get("content_hash")
-                if "tags" in item:
-                    row.tags, row.tags_model = item["tags"], item.get("tags_model")
-                    row.search_text = search_text_for(row.path, row.caption, row.tags)
+                row = rows.get(item.id)
+                if row is not None:
+                    _record_embedded(row, item, now)
             for image_id, reason in failed:
                 s.execute(
                     update(Image)
@@ -278,17 +250,31 @@ class Catalog(JobQueries):
 
     def count_uncaptioned(self, collection_id: int) -> int:
         with self.session() as s:
-            return int(s.scalar(select(func.count()).select_from(Image).where(
-                Image.collection_id == collection_id, Image.status == ImageStatus.EMBEDDED,
-                Image.caption.is_(None))) or 0)
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(Image)
+                    .where(
+                        Image.collection_id == collection_id,
+                        Image.status == ImageStatus.EMBEDDED,
+                        Image.caption.is_(None),
+                    )
+                )
+                or 0
+            )
 
-    def images_without_caption(self, collection_ids: Sequence[int], limit: int) -> list[ImageRecord]:
+    def images_without_caption(
+        self, collection_ids: Sequence[int], limit: int
+    ) -> list[ImageRecord]:
         """Embedded images that no model or sidecar has captioned yet, oldest first."""
         with self.session() as s:
             rows = s.scalars(
                 select(Image)
-                .where(Image.collection_id.in_(list(collection_ids)), Image.status == ImageStatus.EMBEDDED,
-                       Image.caption.is_(None))
+                .where(
+                    Image.collection_id.in_(list(collection_ids)),
+                    Image.status == ImageStatus.EMBEDDED,
+                    Image.caption.is_(None),
+                )
                 .order_by(Image.id)
                 .limit(limit)
             )
@@ -302,7 +288,8 @@ class Catalog(JobQueries):
             total = 0
             for start in range(0, len(id_list), 500):
                 chunk = id_list[start : start + 500]
-                total += s.execute(delete(Image).where(Image.id.in_(chunk))).rowcount or 0
+                result = s.execute(delete(Image).where(Image.id.in_(chunk)))
+                total += cast("CursorResult[Any]", result).rowcount or 0
             return total
 
     def embedded_ids(self, collection_id: int) -> list[int]:
@@ -347,10 +334,16 @@ class Catalog(JobQueries):
             query = select(Image.status, func.count()).group_by(Image.status)
             if collection_id is not None:
                 query = query.where(Image.collection_id == collection_id)
-            return {status: count for status, count in s.execute(query)}
+            return dict(s.execute(query).all())
 
-    def set_enrichment(self, image_id: int, *, caption: str | None = None, caption_model: str | None = None,
-                       tags: list[dict[str, Any]] | None = None) -> None:
+    def set_enrichment(
+        self,
+        image_id: int,
+        *,
+        caption: str | None = None,
+        caption_model: str | None = None,
+        tags: Tags | None = None,
+    ) -> None:
         """Store a caption and/or tags and refresh the row's full-text entry."""
         with self.session() as s:
             row = s.get(Image, image_id)
@@ -367,14 +360,19 @@ class Catalog(JobQueries):
         """Embedded images whose tags were not written by `tagger` (never tagged, tagged by
         another model or vocabulary, or re-embedded since), oldest first."""
         with self.session() as s:
-            return list(s.scalars(
-                select(Image.id)
-                .where(Image.collection_id == collection_id, Image.status == ImageStatus.EMBEDDED,
-                       or_(Image.tags_model.is_(None), Image.tags_model != tagger))
-                .order_by(Image.id)
-            ))
+            return list(
+                s.scalars(
+                    select(Image.id)
+                    .where(
+                        Image.collection_id == collection_id,
+                        Image.status == ImageStatus.EMBEDDED,
+                        or_(Image.tags_model.is_(None), Image.tags_model != tagger),
+                    )
+                    .order_by(Image.id)
+                )
+            )
 
-    def set_tags(self, tags_by_id: dict[int, list[dict[str, Any]]], tagger: str) -> None:
+    def set_tags(self, tags_by_id: dict[int, Tags], tagger: str) -> None:
         """Store the tags of a batch of images (one transaction) and refresh their full text."""
         if not tags_by_id:
             return
@@ -390,7 +388,9 @@ class Catalog(JobQueries):
         done = 0
         while True:
             with self.session() as s:
-                rows = list(s.scalars(select(Image).where(Image.search_text.is_(None)).limit(batch)))
+                rows = list(
+                    s.scalars(select(Image).where(Image.search_text.is_(None)).limit(batch))
+                )
                 for row in rows:
                     row.search_text = search_text_for(row.path, row.caption, row.tags)
                 done += len(rows)
@@ -407,10 +407,21 @@ class Catalog(JobQueries):
         """Generation 0 means "a writer is changing the index": no saved file matches it, so a
         writer that crashed leaves a state the next one recognises as needing a rebuild."""
         with self.session() as s:
-            s.execute(update(IndexBuild).where(IndexBuild.collection_id == collection_id).values(generation=0))
+            s.execute(
+                update(IndexBuild)
+                .where(IndexBuild.collection_id == collection_id)
+                .values(generation=0)
+            )
 
     def record_index_build(
-        self, collection_id: int, *, model_id: str, dim: int, factory: str, count: int, generation: int
+        self,
+        collection_id: int,
+        *,
+        model_id: str,
+        dim: int,
+        factory: str,
+        count: int,
+        generation: int,
     ) -> None:
         with self.session() as s:
             row = s.scalar(select(IndexBuild).where(IndexBuild.collection_id == collection_id))
@@ -431,22 +442,41 @@ def _translate_database_error(exc: DBAPIError, engine: Engine) -> PixseekError |
         if "readonly database" in message:
             return read_only_error(database)
         return None
-    lost = exc.connection_invalidated or isinstance(exc, OperationalError) and any(
-        sign in message for sign in ("terminating connection", "server closed the connection", "connection is lost")
+    lost = exc.connection_invalidated or (
+        isinstance(exc, OperationalError)
+        and any(
+            sign in message
+            for sign in (
+                "terminating connection",
+                "server closed the connection",
+                "connection is lost",
+            )
+        )
     )
     if not lost:
         return None
     shown = engine.url.render_as_string(hide_password=True)
     first_line = message.splitlines()[0] if message else type(exc.orig).__name__
     return CatalogError(
-        f"Lost the connection to the catalog database {shown} ({first_line}): the server restarted or "
-        "dropped the connection. Everything already recorded is kept; run the same command again to "
-        "resume once the server is up."
+        f"Lost the connection to the catalog database {shown} ({first_line}): the server "
+        "restarted or dropped the connection. Everything already recorded is kept; run the same "
+        "command again to resume once the server is up."
     )
 
 
 def _collection_info(row: Collection) -> CollectionInfo:
-    return CollectionInfo(id=row.id, name=row.name, model_spec=row.model_spec, model_id=row.model_id, dim=row.dim)
+    return CollectionInfo(
+        id=row.id, name=row.name, model_spec=row.model_spec, model_id=row.model_id, dim=row.dim
+    )
+
+
+def _record_embedded(row: Image, item: EmbeddedImage, now: datetime) -> None:
+    """Mark `row` embedded with what decoding learned (and its tags, when the batch has them)."""
+    row.status, row.error, row.updated_at = ImageStatus.EMBEDDED, None, now
+    row.width, row.height, row.content_hash = item.width, item.height, item.content_hash
+    if item.tags is not None:
+        row.tags, row.tags_model = item.tags.tags, item.tags.model
+        row.search_text = search_text_for(row.path, row.caption, row.tags)
 
 
 def open_catalog(url: str, *, upgrade: bool = False) -> Catalog:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from search.catalog.schema import Collection, Job, JobState
@@ -23,6 +23,8 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class JobInfo:
+    """One job row as the API and the CLI show it (`collection` by name)."""
+
     id: int
     kind: str
     state: str
@@ -39,7 +41,6 @@ class JobInfo:
     finished_at: datetime | None
 
 
-
 class JobQueries:
     """Jobs: every indexing run, from the CLI or the API, is one row."""
 
@@ -48,8 +49,16 @@ class JobQueries:
 
     def create_job(self, kind: str, args: dict[str, Any], *, state: str = JobState.QUEUED) -> int:
         with self.session() as s:
-            job = Job(kind=kind, state=state, args=args, total=0, done=0, failed=0, created_at=utcnow(),
-                      started_at=utcnow() if state == JobState.RUNNING else None)
+            job = Job(
+                kind=kind,
+                state=state,
+                args=args,
+                total=0,
+                done=0,
+                failed=0,
+                created_at=utcnow(),
+                started_at=utcnow() if state == JobState.RUNNING else None,
+            )
             s.add(job)
             s.flush()
             return job.id
@@ -58,10 +67,11 @@ class JobQueries:
         """queued -> running; False if the job was cancelled meanwhile."""
         with self.session() as s:
             result = s.execute(
-                update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED)
+                update(Job)
+                .where(Job.id == job_id, Job.state == JobState.QUEUED)
                 .values(state=JobState.RUNNING, started_at=utcnow())
             )
-            return bool(result.rowcount)
+            return bool(cast("CursorResult[Any]", result).rowcount)
 
     def attach_job(self, job_id: int, collection_id: int) -> None:
         """Bind a job to its collection and fail jobs of that collection left `running` by a
@@ -78,12 +88,25 @@ class JobQueries:
                 ):
                     job.state, job.finished_at, job.error = JobState.FAILED, utcnow(), interrupted
 
-    def update_job_progress(self, job_id: int, *, done: int, total: int, failed: int, rate: float | None) -> None:
+    def update_job_progress(
+        self, job_id: int, *, done: int, total: int, failed: int, rate: float | None
+    ) -> None:
         with self.session() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(done=done, total=total, failed=failed, rate=rate))
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(done=done, total=total, failed=failed, rate=rate)
+            )
 
-    def finish_job(self, job_id: int, state: str, *, error: str | None = None,
-                   errors: list[Any] | None = None, counts: dict[str, Any] | None = None) -> None:
+    def finish_job(
+        self,
+        job_id: int,
+        state: str,
+        *,
+        error: str | None = None,
+        errors: list[Any] | None = None,
+        counts: dict[str, Any] | None = None,
+    ) -> None:
         values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "error": error}
         if errors is not None:
             values["errors"] = errors
@@ -95,10 +118,11 @@ class JobQueries:
     def cancel_queued_job(self, job_id: int) -> bool:
         with self.session() as s:
             result = s.execute(
-                update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED)
+                update(Job)
+                .where(Job.id == job_id, Job.state == JobState.QUEUED)
                 .values(state=JobState.CANCELLED, finished_at=utcnow())
             )
-            return bool(result.rowcount)
+            return bool(cast("CursorResult[Any]", result).rowcount)
 
     def get_job(self, job_id: int) -> JobInfo:
         with self.session() as s:
@@ -117,7 +141,18 @@ def _job_info(s: Session, row: Job) -> JobInfo:
     collection = s.get(Collection, row.collection_id) if row.collection_id else None
     name = collection.name if collection else (row.args or {}).get("collection")
     return JobInfo(
-        id=row.id, kind=row.kind, state=row.state, collection=name, args=row.args or {}, total=row.total,
-        done=row.done, failed=row.failed, rate=row.rate, error=row.error, errors=row.errors or [],
-        created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
+        id=row.id,
+        kind=row.kind,
+        state=row.state,
+        collection=name,
+        args=row.args or {},
+        total=row.total,
+        done=row.done,
+        failed=row.failed,
+        rate=row.rate,
+        error=row.error,
+        errors=row.errors or [],
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
     )

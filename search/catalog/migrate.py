@@ -10,7 +10,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["alembic_config", "current_revision", "downgrade_database", "head_revision", "upgrade_database"]
+__all__ = [
+    "alembic_config",
+    "current_revision",
+    "downgrade_database",
+    "head_revision",
+    "upgrade_database",
+]
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -23,12 +29,14 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def head_revision() -> str:
+    """The newest revision this pixseek ships."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the migrations package has no revisions"
     return head
 
 
 def current_revision(connection: Connection) -> str | None:
+    """The revision the catalog at `connection` is at (None: an empty database)."""
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -41,6 +49,7 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade_database(engine: Engine, revision: str) -> None:
+    """Take the catalog schema back to `revision` (tests walk the revisions down and up)."""
     with engine.begin() as connection:
         config = alembic_config()
         config.attributes["connection"] = connection

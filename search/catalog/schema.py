@@ -4,6 +4,7 @@ is what the application code queries through. Keep both in step (a test compares
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -34,6 +35,8 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
+    """The catalog's tables, with constraint names fixed by `NAMING` (Alembic relies on them)."""
+
     metadata = MetaData(naming_convention=NAMING)
 
 
@@ -46,6 +49,8 @@ class ImageStatus:
 
 
 class JobState:
+    """Lifecycle of a job row: queued -> running -> done, failed or cancelled."""
+
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -54,6 +59,8 @@ class JobState:
 
 
 class Collection(Base):
+    """A named set of images embedded by one encoder."""
+
     __tablename__ = "collections"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -65,6 +72,8 @@ class Collection(Base):
 
 
 class Image(Base):
+    """One file (or shard member) of a collection, with its state and enrichments."""
+
     __tablename__ = "images"
     __table_args__ = (
         UniqueConstraint("collection_id", "path_key"),
@@ -85,8 +94,10 @@ class Image(Base):
     error: Mapped[str | None] = mapped_column(Text)
     caption: Mapped[str | None] = mapped_column(Text)
     caption_model: Mapped[str | None] = mapped_column(Text)
-    tags: Mapped[list | None] = mapped_column(JSON)
-    tags_model: Mapped[str | None] = mapped_column(Text)  # the tagger that wrote `tags`; NULL: untagged
+    tags: Mapped[list[Any] | None] = mapped_column(JSON)
+    tags_model: Mapped[str | None] = mapped_column(
+        Text
+    )  # the tagger that wrote `tags`; NULL: untagged
     # What full-text search matches: file name words, caption, tag labels (search.catalog.fulltext).
     search_text: Mapped[str | None] = mapped_column(Text)
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -115,20 +126,24 @@ class IndexBuild(Base):
 
 
 class Job(Base):
+    """One indexing run, from the CLI or the API."""
+
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state", "state"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id", ondelete="SET NULL"))
+    collection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("collections.id", ondelete="SET NULL")
+    )
     kind: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
-    args: Mapped[dict | None] = mapped_column(JSON)
+    args: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     total: Mapped[int] = mapped_column(BigInteger, default=0)
     done: Mapped[int] = mapped_column(BigInteger, default=0)
     failed: Mapped[int] = mapped_column(BigInteger, default=0)
     rate: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
-    errors: Mapped[list | None] = mapped_column(JSON)
+    errors: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

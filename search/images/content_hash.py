@@ -14,10 +14,12 @@ _CHUNK = 1 << 20
 
 
 def hash_bytes(data: bytes) -> str:
+    """The content hash of bytes already in memory."""
     return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).hexdigest()
 
 
 def hash_file(path: Path) -> str:
+    """The content hash of a file, read in chunks (never whole into memory)."""
     digest = hashlib.blake2b(digest_size=_DIGEST_SIZE)
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):

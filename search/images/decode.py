@@ -23,6 +23,8 @@ from pathlib import Path
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from search.images.content_hash import hash_bytes
+from search.images.failures import DecodeFailure
+from search.images.source import read_image_bytes, read_plain_file
 
 __all__ = [
     "DecodeFailure",
@@ -61,16 +63,10 @@ _HEIF_BRANDS = frozenset(
 )
 
 
-class DecodeFailure(Exception):
-    """A file that cannot be indexed; `reason` is stored in the catalog as-is."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass
 class DecodedImage:
+    """A decoded picture, ready for a model's transform, and what the catalog records of it."""
+
     image: Image.Image  # RGB, oriented, possibly reduced by draft()
     width: int  # full-size width after orientation
     height: int
@@ -94,7 +90,9 @@ def plain_jpeg_header(data: bytes, *, max_pixels: int) -> PlainJpeg | None:
     cases it would get wrong or that need Pillow's checks and reasons -- truncated data (no end
     marker), CMYK, multi-picture files, huge or extremely long pictures, anything not JPEG --
     stay on the Pillow path, which decodes them or says exactly why not."""
-    if not data.startswith(b"\xff\xd8\xff") or not data[-256:].rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+    if not data.startswith(b"\xff\xd8\xff") or not data[-256:].rstrip(b"\x00\r\n ").endswith(
+        b"\xff\xd9"
+    ):
         return None
     try:
         with warnings.catch_warnings():
@@ -106,7 +104,11 @@ def plain_jpeg_header(data: bytes, *, max_pixels: int) -> PlainJpeg | None:
                 orientation = opened.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 - anything odd in the header: let Pillow's path explain it
         return None
-    if min(width, height) == 0 or width * height > max_pixels or max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+    if (
+        min(width, height) == 0
+        or width * height > max_pixels
+        or max(width, height) / min(width, height) > MAX_ASPECT_RATIO
+    ):
         return None
     if orientation not in range(1, 9):
         orientation = 1  # Pillow's exif_transpose ignores values outside 1..8 too
@@ -188,7 +190,63 @@ def _unidentified_reason(data: bytes) -> str:
     return "not an image: Pillow cannot identify the file format"
 
 
-def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int | None = None) -> DecodedImage:
+_PILLOW_ERRORS = (
+    Image.DecompressionBombError,
+    UnidentifiedImageError,
+    SyntaxError,  # Pillow raises SyntaxError for some malformed headers
+    OSError,
+    ValueError,  # ValueError .. EOFError: odd files, and what pillow-heif raises
+    TypeError,
+    RuntimeError,
+    MemoryError,
+    EOFError,
+)
+"""What Pillow raises for a file it cannot decode; anything else is a bug and propagates."""
+
+
+def _open_and_load(
+    data: bytes, draft_size: int | None, max_pixels: int | None
+) -> tuple[Image.Image, int, int]:
+    """(RGB image, full-size width, height after orientation) of `data`; Pillow's exceptions
+    propagate."""
+    with Image.open(io.BytesIO(data)) as opened:
+        width, height = opened.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise DecodeFailure(
+                f"image too large: {width}x{height} pixels is over the limit of {max_pixels}"
+            )
+        if getattr(opened, "n_frames", 1) > 1:
+            opened.seek(0)
+        if draft_size and opened.format == "JPEG":
+            opened.draft("RGB", (draft_size, draft_size))
+        orientation = opened.getexif().get(0x0112, 1)
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        image = _limit_aspect(to_rgb(ImageOps.exif_transpose(opened)))
+        image.load()
+    return image, width, height
+
+
+def _failure_for(exc: BaseException, data: bytes) -> DecodeFailure:
+    """The specific reason for one of Pillow's `_PILLOW_ERRORS` on `data`."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return DecodeFailure(f"decompression bomb refused: {exc}")
+    if isinstance(exc, UnidentifiedImageError):
+        return DecodeFailure(_unidentified_reason(data))
+    if isinstance(exc, SyntaxError):
+        return DecodeFailure(f"corrupt image header: {exc}")
+    if isinstance(exc, OSError):
+        message = str(exc)
+        damaged = ("truncated", "broken data stream", "premature end")
+        if any(word in message.lower() for word in damaged):
+            return DecodeFailure(f"truncated or corrupt image data: {message}")
+        return DecodeFailure(f"cannot decode image: {message}")
+    return DecodeFailure(f"cannot decode image: {type(exc).__name__}: {exc}")
+
+
+def decode_bytes(
+    data: bytes, *, draft_size: int | None = None, max_pixels: int | None = None
+) -> DecodedImage:
     """Decode image bytes; raises `DecodeFailure` with a specific reason.
 
     `max_pixels` refuses larger images before any pixel is decoded (uploads use it)."""
@@ -198,52 +256,20 @@ def decode_bytes(data: bytes, *, draft_size: int | None = None, max_pixels: int 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                width, height = opened.size
-                if max_pixels is not None and width * height > max_pixels:
-                    raise DecodeFailure(
-                        f"image too large: {width}x{height} pixels is over the limit of {max_pixels}"
-                    )
-                if getattr(opened, "n_frames", 1) > 1:
-                    opened.seek(0)
-                if draft_size and opened.format == "JPEG":
-                    opened.draft("RGB", (draft_size, draft_size))
-                orientation = opened.getexif().get(0x0112, 1)
-                if orientation in (5, 6, 7, 8):
-                    width, height = height, width
-                image = ImageOps.exif_transpose(opened)
-                image = _limit_aspect(to_rgb(image))
-                image.load()
-    except DecodeFailure:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise DecodeFailure(f"decompression bomb refused: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise DecodeFailure(_unidentified_reason(data)) from exc
-    except SyntaxError as exc:  # Pillow raises SyntaxError for some malformed headers
-        raise DecodeFailure(f"corrupt image header: {exc}") from exc
-    except OSError as exc:
-        message = str(exc)
-        if any(word in message.lower() for word in ("truncated", "broken data stream", "premature end")):
-            raise DecodeFailure(f"truncated or corrupt image data: {message}") from exc
-        raise DecodeFailure(f"cannot decode image: {message}") from exc
-    except (ValueError, TypeError, RuntimeError, MemoryError, EOFError) as exc:  # incl. pillow-heif
-        raise DecodeFailure(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
+            image, width, height = _open_and_load(data, draft_size, max_pixels)
+    except _PILLOW_ERRORS as exc:
+        raise _failure_for(exc, data) from exc
     return DecodedImage(image=image, width=width, height=height, content_hash=content_hash)
 
 
 def decode_file(path: Path, *, draft_size: int | None = None) -> DecodedImage:
     """Decode a plain image file; raises `DecodeFailure` with a specific reason."""
-    from search.images.source import read_plain_file  # that module imports this one
-
     return decode_bytes(read_plain_file(path), draft_size=draft_size)
 
 
 def decode_stored(stored_path: str, *, draft_size: int | None = None) -> DecodedImage:
     """Decode the image a catalog row names: a plain file or a member of a tar shard
     (`search.images.source`); raises `DecodeFailure` with a specific reason."""
-    from search.images.source import read_image_bytes  # that module imports this one
-
     return decode_bytes(read_image_bytes(stored_path), draft_size=draft_size)
 
 

@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from search.images.decode import DecodeFailure
+from search.images.failures import DecodeFailure
 from search.images.paths import decode_path, decode_text, encode_path
 
 __all__ = [
@@ -67,7 +67,9 @@ class _OpenShard:
     descriptor closes when the last reference goes, so evicting a shard from the cache never
     pulls it from under a reader in another thread."""
 
-    def __init__(self, fd: int, identity: tuple[int, int, int, int], members: dict[str, tarfile.TarInfo]) -> None:
+    def __init__(
+        self, fd: int, identity: tuple[int, int, int, int], members: dict[str, tarfile.TarInfo]
+    ) -> None:
         self.fd = fd
         self.identity = identity  # (device, inode, size, mtime_ns) when listed
         self.members = members
@@ -111,7 +113,9 @@ def _identity(shard: Path) -> tuple[int, int, int, int]:
     try:
         shard_stat = os.stat(shard)
     except FileNotFoundError as exc:
-        raise DecodeFailure(f"unreadable archive: {shard} does not exist (moved or deleted?)") from exc
+        raise DecodeFailure(
+            f"unreadable archive: {shard} does not exist (moved or deleted?)"
+        ) from exc
     except OSError as exc:
         raise DecodeFailure(f"unreadable archive: {shard}: {exc.strerror or exc}") from exc
     if not stat.S_ISREG(shard_stat.st_mode):
@@ -120,7 +124,8 @@ def _identity(shard: Path) -> tuple[int, int, int, int]:
 
 
 def _close_quietly(fd: int) -> None:
-    try:
+    # Not contextlib.suppress: at interpreter shutdown the module global may already be gone.
+    try:  # noqa: SIM105
         os.close(fd)
     except (OSError, TypeError, AttributeError):  # TypeError/AttributeError: interpreter shutdown
         pass
@@ -133,11 +138,16 @@ def _open_shard(shard: Path, identity: tuple[int, int, int, int]) -> _OpenShard:
     except OSError as exc:
         raise DecodeFailure(f"unreadable archive: {shard}: {exc.strerror or exc}") from exc
     try:
-        with open(fd, "rb", closefd=False) as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
+        with (
+            open(fd, "rb", closefd=False) as handle,
+            tarfile.open(fileobj=handle, mode="r:") as tar,
+        ):
             members = {info.name: info for info in tar}  # a repeated name: the last one wins
     except (tarfile.TarError, OSError) as exc:
         _close_quietly(fd)
-        raise DecodeFailure(f"unreadable archive: {shard} is not a readable uncompressed tar file ({exc})") from exc
+        raise DecodeFailure(
+            f"unreadable archive: {shard} is not a readable uncompressed tar file ({exc})"
+        ) from exc
     return _OpenShard(fd=fd, identity=identity, members=members)
 
 
@@ -152,14 +162,17 @@ def _read_member(shard: Path, member: str) -> bytes:
     if info is None:
         raise DecodeFailure(f"archive member missing: {member} is not in {shard}")
     if not info.isreg() or info.issparse():
-        raise DecodeFailure(f"archive member unreadable: {member} in {shard} is not a plain file member")
+        raise DecodeFailure(
+            f"archive member unreadable: {member} in {shard} is not a plain file member"
+        )
     try:
         data = os.pread(opened.fd, info.size, info.offset_data)
     except OSError as exc:
         raise DecodeFailure(f"unreadable archive: {shard}: {exc.strerror or exc}") from exc
     if len(data) != info.size:
         raise DecodeFailure(
-            f"unreadable archive: {shard} ends inside member {member} ({len(data)} of {info.size} bytes)"
+            f"unreadable archive: {shard} ends inside member {member} "
+            f"({len(data)} of {info.size} bytes)"
         )
     return data
 

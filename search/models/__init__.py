@@ -1,8 +1,29 @@
-"""Model families (one Protocol each) and the factory that turns a SPEC string into a model."""
+"""Model families (one Protocol each) and the registry that turns a SPEC string into a model."""
 
 from __future__ import annotations
 
-from search.models.encoder import Encoder
-from search.models.registry import load_encoder, resolve_encoder_spec
+from search.models.captioners.captioner import Captioner
+from search.models.encoders.encoder import Encoder
+from search.models.registry import (
+    clear_model_cache,
+    load_captioner,
+    load_encoder,
+    load_reranker,
+    register_captioner,
+    register_encoder,
+    register_reranker,
+)
+from search.models.rerankers.reranker import Reranker
 
-__all__ = ["Encoder", "load_encoder", "resolve_encoder_spec"]
+__all__ = [
+    "Captioner",
+    "Encoder",
+    "Reranker",
+    "clear_model_cache",
+    "load_captioner",
+    "load_encoder",
+    "load_reranker",
+    "register_captioner",
+    "register_encoder",
+    "register_reranker",
+]

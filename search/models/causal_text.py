@@ -51,7 +51,9 @@ def encode_text_trimmed(model: Any, tokens: Any) -> Any:
     x = x + model.positional_embedding[:length].to(cast_dtype)
     x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
     x = model.ln_final(x)
-    x = text_global_pool(x, text, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+    x = text_global_pool(
+        x, text, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None)
+    )
     projection = model.text_projection
     if projection is None:
         return x

@@ -62,7 +62,7 @@ def native_bf16_unit() -> str | None:
     import torch
 
     try:
-        if not torch.backends.mkldnn.is_available():
+        if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
             return None
         if torch.cpu._is_amx_tile_supported():  # every CPU with AMX tiles has AMX-BF16
             return "AMX-BF16"
@@ -83,7 +83,10 @@ def choose_cpu_precision(requested: str = "auto") -> tuple[Literal["fp32", "bf16
         return "fp32", "fp32 requested (PIXSEEK_CPU_PRECISION=fp32)"
     unit = native_bf16_unit()
     if requested == "bf16":
-        return "bf16", f"bf16 requested (PIXSEEK_CPU_PRECISION=bf16) on a CPU with {unit or 'no native bf16'}"
+        return (
+            "bf16",
+            f"bf16 requested (PIXSEEK_CPU_PRECISION=bf16) on a CPU with {unit or 'no native bf16'}",
+        )
     if unit == "AMX-BF16":
         return "bf16", "this CPU has AMX-BF16"
     if unit == "AVX512-BF16":
@@ -112,7 +115,11 @@ def _probe_vectors(model: Any, pixels: Any, tokens: Any) -> Any:
     with torch.inference_mode():
         dtype = next(model.visual.parameters()).dtype
         image = model.encode_image(pixels.to(dtype))
-        text = encode_text_trimmed(model, tokens) if can_trim_text(model) else model.encode_text(tokens)
+        text = (
+            encode_text_trimmed(model, tokens)
+            if can_trim_text(model)
+            else model.encode_text(tokens)
+        )
         vectors = torch.cat([image.float(), text.float()])
         return torch.nn.functional.normalize(vectors, dim=-1)
 
@@ -140,7 +147,10 @@ def _keep_originals(model: Any) -> Callable[[], None]:
 
 
 def apply_cpu_precision(
-    model: Any, requested: str, normalised_pixels: Any, tokens: Any,
+    model: Any,
+    requested: str,
+    normalised_pixels: Any,
+    tokens: Any,
     convert: Callable[[Any, Any], None] | None = None,
 ) -> CpuPrecisionChoice:
     """Switch an fp32 open_clip `model` on the CPU to the fastest precision that keeps its
@@ -164,7 +174,9 @@ def apply_cpu_precision(
         converted = _probe_vectors(model, normalised_pixels, tokens)
         cosine = float((reference * converted).sum(dim=-1).min())
         if not cosine >= MIN_COSINE:  # also catches NaN
-            raise ValueError(f"its probe vectors are at cosine {cosine:.5f} to fp32's, below {MIN_COSINE}")
+            raise ValueError(
+                f"its probe vectors are at cosine {cosine:.5f} to fp32's, below {MIN_COSINE}"
+            )
     except Exception as exc:  # noqa: BLE001 - a faster path is optional; fp32 always works
         restore()
         why = f"bf16 was chosen ({reason}) but {exc}; keeping fp32"

@@ -8,6 +8,7 @@ __all__ = ["resolve_device"]
 
 
 def resolve_device(requested: str = "auto") -> str:
+    """The torch device for `requested`: `auto` is CUDA when torch sees one, else the CPU."""
     import torch
 
     if requested == "auto":

@@ -58,9 +58,13 @@ class PixelTransform:
         model's input size; returns a (3, S, S) uint8 tensor on the same device."""
         if isinstance(image, torch.Tensor):
             if not self.accepts_tensors:
-                raise TypeError(f"this model's preprocessing works on Pillow images only: {self.geometry!r}")
-            return self.geometry(image)
-        return pil_to_tensor(self.geometry(image.convert("RGB")))
+                raise TypeError(
+                    f"this model's preprocessing works on Pillow images only: {self.geometry!r}"
+                )
+            resized: torch.Tensor = self.geometry(image)
+            return resized
+        pixels: torch.Tensor = pil_to_tensor(self.geometry(image.convert("RGB")))
+        return pixels
 
     def normalise(self, pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """(n, 3, S, S) uint8 -> the model's float input, computed on `pixels`' device in float32

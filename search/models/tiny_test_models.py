@@ -93,6 +93,16 @@ def _image_processor() -> Any:
     return BlipImageProcessor(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
 
 
+def _blip2_processor(tokenizer: Any, num_query_tokens: int | None) -> Blip2Processor:
+    from transformers import Blip2Processor
+
+    make: Any = Blip2Processor  # transformers leaves processor constructors unannotated
+    processor: Blip2Processor = make(
+        _image_processor(), tokenizer, num_query_tokens=num_query_tokens
+    )
+    return processor
+
+
 def _seeded(build: Callable[[], ModelT], seed: int) -> ModelT:
     """Build a model with torch's RNG seeded, without disturbing the caller's random state."""
     import torch
@@ -109,14 +119,23 @@ def _seeded(build: Callable[[], ModelT], seed: int) -> ModelT:
 def _blip2_vision_and_qformer(vocab_size: int, *, text_input: bool) -> dict[str, Any]:
     return {
         "vision_config": {
-            "hidden_size": _WIDTH, "intermediate_size": 2 * _WIDTH, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "image_size": TINY_IMAGE_SIZE, "patch_size": 8,
+            "hidden_size": _WIDTH,
+            "intermediate_size": 2 * _WIDTH,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": TINY_IMAGE_SIZE,
+            "patch_size": 8,
             "initializer_range": 0.02,  # the default 1e-10 makes every image look the same
         },
         "qformer_config": {
-            "vocab_size": vocab_size, "hidden_size": _WIDTH, "intermediate_size": 2 * _WIDTH,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 128,
-            "cross_attention_frequency": 1, "use_qformer_text_input": text_input,
+            "vocab_size": vocab_size,
+            "hidden_size": _WIDTH,
+            "intermediate_size": 2 * _WIDTH,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 128,
+            "cross_attention_frequency": 1,
+            "use_qformer_text_input": text_input,
         },
         "num_query_tokens": TINY_NUM_QUERY_TOKENS,
         "image_text_hidden_size": 16,
@@ -125,10 +144,16 @@ def _blip2_vision_and_qformer(vocab_size: int, *, text_input: bool) -> dict[str,
 
 def _tiny_opt_config(vocab_size: int, tokenizer: Any) -> dict[str, Any]:
     return {
-        "model_type": "opt", "vocab_size": vocab_size, "hidden_size": _WIDTH,
-        "word_embed_proj_dim": _WIDTH, "ffn_dim": 2 * _WIDTH, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "max_position_embeddings": 256,
-        "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+        "model_type": "opt",
+        "vocab_size": vocab_size,
+        "hidden_size": _WIDTH,
+        "word_embed_proj_dim": _WIDTH,
+        "ffn_dim": 2 * _WIDTH,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 256,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
         # untied: with OPT's `</s>` as both bos and eos, tied random weights end every text at once
         "tie_word_embeddings": False,
@@ -139,9 +164,9 @@ def build_tiny_blip2_itm(
     seed: int = TINY_SEED,
 ) -> tuple[Blip2ForImageTextRetrieval, Blip2Processor]:
     """A tiny `Blip2ForImageTextRetrieval` (Q-Former with text input) and its processor."""
-    from transformers import Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor
+    from transformers import Blip2Config, Blip2ForImageTextRetrieval
 
-    processor = Blip2Processor(_image_processor(), tiny_bert_tokenizer(), num_query_tokens=None)
+    processor = _blip2_processor(tiny_bert_tokenizer(), num_query_tokens=None)
     tokenizer = processor.tokenizer
     config = Blip2Config(
         **_blip2_vision_and_qformer(len(tokenizer), text_input=True),
@@ -154,11 +179,9 @@ def build_tiny_blip2_captioning(
     seed: int = TINY_SEED,
 ) -> tuple[Blip2ForConditionalGeneration, Blip2Processor]:
     """A tiny `Blip2ForConditionalGeneration` (OPT language model, `image_token_index` set)."""
-    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor
+    from transformers import Blip2Config, Blip2ForConditionalGeneration
 
-    processor = Blip2Processor(
-        _image_processor(), tiny_opt_tokenizer(), num_query_tokens=TINY_NUM_QUERY_TOKENS
-    )
+    processor = _blip2_processor(tiny_opt_tokenizer(), num_query_tokens=TINY_NUM_QUERY_TOKENS)
     tokenizer = processor.tokenizer
     config = Blip2Config(
         **_blip2_vision_and_qformer(len(tiny_bert_tokenizer()), text_input=False),
@@ -174,15 +197,25 @@ def _tiny_blip_config() -> Any:
     tokenizer = tiny_bert_tokenizer()
     return BlipConfig(
         vision_config={
-            "hidden_size": _WIDTH, "intermediate_size": 2 * _WIDTH, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "image_size": TINY_IMAGE_SIZE, "patch_size": 8,
+            "hidden_size": _WIDTH,
+            "intermediate_size": 2 * _WIDTH,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": TINY_IMAGE_SIZE,
+            "patch_size": 8,
             "initializer_range": 0.02,
         },
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": _WIDTH, "intermediate_size": 2 * _WIDTH,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 128,
-            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.sep_token_id,
-            "sep_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id,
+            "vocab_size": len(tokenizer),
+            "hidden_size": _WIDTH,
+            "intermediate_size": 2 * _WIDTH,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 128,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.sep_token_id,
+            "sep_token_id": tokenizer.sep_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
         },
         image_text_hidden_size=16,
     )
@@ -191,7 +224,9 @@ def _tiny_blip_config() -> Any:
 def _blip_processor() -> BlipProcessor:
     from transformers import BlipProcessor
 
-    return BlipProcessor(_image_processor(), tiny_bert_tokenizer())
+    make: Any = BlipProcessor  # transformers leaves processor constructors unannotated
+    processor: BlipProcessor = make(_image_processor(), tiny_bert_tokenizer())
+    return processor
 
 
 def build_tiny_blip_itm(seed: int = TINY_SEED) -> tuple[BlipForImageTextRetrieval, BlipProcessor]:

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from search.storage.atomic_files import atomic_write_bytes
 from search.errors import InputError, ModelMismatchError
-from search.models.encoder import Encoder
+from search.models.encoders.encoder import Encoder
+from search.storage.atomic_files import atomic_write_bytes
 
 __all__ = [
     "DEFAULT_LOGIT_SCALE",
@@ -100,7 +100,8 @@ def load_vocabulary(path: Path | None = None) -> list[str]:
             text = resource.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(
-                f"Could not read {where}: {exc}. Reinstall pixseek, or pass your own vocabulary file."
+                f"Could not read {where}: {exc}. Reinstall pixseek, or pass your own vocabulary "
+                "file."
             ) from exc
     else:
         where = f"tag vocabulary file {str(path)!r}"
@@ -110,12 +111,17 @@ def load_vocabulary(path: Path | None = None) -> list[str]:
             raise InputError(
                 f"Could not read {where}: {exc}. Give a UTF-8 text file with one label per line."
             ) from exc
-    labels = list(dict.fromkeys(
-        line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ))
+    labels = list(
+        dict.fromkeys(
+            line.strip()
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        )
+    )
     if not labels:
         raise InputError(
-            f"The {where} holds no labels. Write one label per line (lines starting with '#' are comments)."
+            f"The {where} holds no labels. Write one label per line (lines starting with '#' "
+            "are comments)."
         )
     return labels
 
@@ -155,7 +161,7 @@ def _read_cached(cache_dir: Path | None, key: tuple[str, str, str], rows: int) -
     if cache_dir is None:
         return None
     try:
-        cached = np.load(_cache_file(cache_dir, key), allow_pickle=False)
+        cached: np.ndarray = np.load(_cache_file(cache_dir, key), allow_pickle=False)
     except (OSError, ValueError):
         return None
     if cached.ndim != 2 or cached.shape[0] != rows or cached.dtype != np.float32:
@@ -173,25 +179,65 @@ def _save_cached(cache_dir: Path | None, key: tuple[str, str, str], embeddings: 
     try:
         atomic_write_bytes(_cache_file(cache_dir, key), buffer.getvalue())
     except OSError as exc:
-        logger.warning("Could not cache tag label embeddings in %s (%s); they will be computed again.",
-                       cache_dir, exc)
+        logger.warning(
+            "Could not cache tag label embeddings in %s (%s); they will be computed again.",
+            cache_dir,
+            exc,
+        )
 
 
-def _compute_label_embeddings(encoder: Encoder, labels: Sequence[str], templates: Sequence[str],
-                              batch_size: int) -> np.ndarray:
+def _compute_label_embeddings(
+    encoder: Encoder, labels: Sequence[str], templates: Sequence[str], batch_size: int
+) -> np.ndarray:
     texts = [template.format(label) for label in labels for template in templates]
     started = time.perf_counter()
-    chunks = [np.asarray(encoder.encode_texts(texts[start : start + batch_size]), dtype=np.float32)
-              for start in range(0, len(texts), batch_size)]
+    chunks = [
+        np.asarray(encoder.encode_texts(texts[start : start + batch_size]), dtype=np.float32)
+        for start in range(0, len(texts), batch_size)
+    ]
     prompts = np.concatenate(chunks).reshape(len(labels), len(templates), -1)
     prompts /= np.maximum(np.linalg.norm(prompts, axis=2, keepdims=True), 1e-12)
     means = prompts.mean(axis=1)
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
     means = np.ascontiguousarray(means, dtype=np.float32)
     means.setflags(write=False)
-    logger.info("Tag label embeddings: %d prompts for %d labels in %.1f s.", len(texts), len(labels),
-                time.perf_counter() - started)
+    logger.info(
+        "Tag label embeddings: %d prompts for %d labels in %.1f s.",
+        len(texts),
+        len(labels),
+        time.perf_counter() - started,
+    )
     return means
+
+
+def _check_tagger_arguments(
+    labels: Sequence[str], templates: Sequence[str], logit_scale: float, text_batch_size: int
+) -> None:
+    """Refuse arguments that would give meaningless tags, naming what to change."""
+    if not labels:
+        raise InputError("The tag vocabulary is empty: give at least one label.")
+    if not templates:
+        raise InputError(
+            "No prompt templates were given: give at least one, such as 'a photo of a {}.'."
+        )
+    for template in templates:
+        if template.count("{}") != 1:
+            raise InputError(
+                f"Prompt template {template!r} must contain '{{}}' exactly once, where the "
+                "label goes."
+            )
+    if not logit_scale > 0:
+        raise InputError(f"logit_scale must be positive, got {logit_scale!r}; CLIP uses 100.")
+    if text_batch_size < 1:
+        raise InputError(f"text_batch_size must be at least 1, got {text_batch_size!r}.")
+
+
+def _remember(key: tuple[str, str, str], embeddings: np.ndarray) -> None:
+    """Keep `embeddings` in the in-process LRU (caller holds `_cache_lock`)."""
+    _label_embeddings[key] = embeddings
+    _label_embeddings.move_to_end(key)
+    while len(_label_embeddings) > _CACHE_SIZE:
+        _label_embeddings.popitem(last=False)
 
 
 class ZeroShotTagger:
@@ -207,25 +253,19 @@ class ZeroShotTagger:
     records it with the tags, so images tagged by another model or vocabulary are tagged again.
     """
 
-    def __init__(self, encoder: Encoder, vocabulary: Sequence[str] | None = None, *,
-                 templates: Sequence[str] = PROMPT_TEMPLATES,
-                 logit_scale: float = DEFAULT_LOGIT_SCALE,
-                 text_batch_size: int = _TEXT_BATCH_SIZE, cache_dir: Path | None = None,
-                 compute: bool = True) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        vocabulary: Sequence[str] | None = None,
+        *,
+        templates: Sequence[str] = PROMPT_TEMPLATES,
+        logit_scale: float = DEFAULT_LOGIT_SCALE,
+        text_batch_size: int = _TEXT_BATCH_SIZE,
+        cache_dir: Path | None = None,
+        compute: bool = True,
+    ) -> None:
         labels = load_vocabulary() if vocabulary is None else list(dict.fromkeys(vocabulary))
-        if not labels:
-            raise InputError("The tag vocabulary is empty: give at least one label.")
-        if not templates:
-            raise InputError("No prompt templates were given: give at least one, such as 'a photo of a {}.'.")
-        for template in templates:
-            if template.count("{}") != 1:
-                raise InputError(
-                    f"Prompt template {template!r} must contain '{{}}' exactly once, where the label goes."
-                )
-        if not logit_scale > 0:
-            raise InputError(f"logit_scale must be positive, got {logit_scale!r}; CLIP uses 100.")
-        if text_batch_size < 1:
-            raise InputError(f"text_batch_size must be at least 1, got {text_batch_size!r}.")
+        _check_tagger_arguments(labels, templates, logit_scale, text_batch_size)
         self.model_id = encoder.model_id
         self.templates = tuple(templates)
         self.logit_scale = float(logit_scale)
@@ -240,13 +280,11 @@ class ZeroShotTagger:
                 if embeddings is None:
                     if not compute:
                         raise LookupError(f"no cached label embeddings for {self.identity}")
-                    embeddings = _compute_label_embeddings(encoder, self._labels, self.templates, text_batch_size)
+                    embeddings = _compute_label_embeddings(
+                        encoder, self._labels, self.templates, text_batch_size
+                    )
                     _save_cached(cache_dir, key, embeddings)
-                _label_embeddings[key] = embeddings
-                while len(_label_embeddings) > _CACHE_SIZE:
-                    _label_embeddings.popitem(last=False)
-            else:
-                _label_embeddings.move_to_end(key)
+            _remember(key, embeddings)
         self.label_embeddings = embeddings
 
     @property
@@ -265,34 +303,47 @@ class ZeroShotTagger:
         dim = self.label_embeddings.shape[1]
         if vectors.ndim != 2 or vectors.shape[1] != dim:
             raise ModelMismatchError(
-                f"Image vectors of shape {tuple(np.shape(image_vectors))} cannot be tagged with labels "
-                f"embedded by {self.model_id!r} (dimension {dim}): tag the vectors of the encoder that "
-                "built the tagger."
+                f"Image vectors of shape {tuple(np.shape(image_vectors))} cannot be tagged with "
+                f"labels embedded by {self.model_id!r} (dimension {dim}): tag the vectors of the "
+                "encoder that built the tagger."
             )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.maximum(norms, 1e-12)
         logits = self.logit_scale * (vectors @ self.label_embeddings.T)
         logits -= logits.max(axis=1, keepdims=True)
-        probabilities = np.exp(logits)
+        probabilities: np.ndarray = np.exp(logits)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         return probabilities
 
-    def tag(self, image_vectors: np.ndarray, *, top_k: int = DEFAULT_TOP_K,
-            threshold: float = DEFAULT_TAG_THRESHOLD) -> list[list[dict[str, float | str]]]:
+    def tag(
+        self,
+        image_vectors: np.ndarray,
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        threshold: float = DEFAULT_TAG_THRESHOLD,
+    ) -> list[list[dict[str, float | str]]]:
         """Per image, up to `top_k` labels whose score is at least `threshold`, best first, as
         `{"label": ..., "score": ...}`; an image with no label that clears the threshold gets []."""
         if top_k < 0:
             raise InputError(f"top_k must be 0 or more, got {top_k!r}.")
         if not 0.0 <= threshold <= 1.0:
-            raise InputError(f"threshold is a probability and must be between 0 and 1, got {threshold!r}.")
+            raise InputError(
+                f"threshold is a probability and must be between 0 and 1, got {threshold!r}."
+            )
         probabilities = self.scores(image_vectors)
         keep = min(top_k, probabilities.shape[1])
         if keep == 0:
             return [[] for _ in range(probabilities.shape[0])]
         best = np.argpartition(-probabilities, keep - 1, axis=1)[:, :keep]
         tags: list[list[dict[str, float | str]]] = []
-        for row, candidates in zip(probabilities, best):
-            ordered = candidates[np.lexsort((candidates, -row[candidates]))]  # ties: vocabulary order
-            tags.append([{"label": self._labels[i], "score": float(row[i])}
-                         for i in ordered if row[i] >= threshold])
+        for row, candidates in zip(probabilities, best, strict=True):
+            # ties: vocabulary order
+            ordered = candidates[np.lexsort((candidates, -row[candidates]))]
+            tags.append(
+                [
+                    {"label": self._labels[i], "score": float(row[i])}
+                    for i in ordered
+                    if row[i] >= threshold
+                ]
+            )
         return tags

@@ -32,8 +32,9 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def duplicate_groups(index: VectorIndex, threshold: float = DEFAULT_DUPLICATE_THRESHOLD,
-                     batch_size: int = 2048) -> list[tuple[list[int], float]]:
+def duplicate_groups(
+    index: VectorIndex, threshold: float = DEFAULT_DUPLICATE_THRESHOLD, batch_size: int = 2048
+) -> list[tuple[list[int], float]]:
     """Groups of ids whose vectors are at least `threshold` similar (transitively), each with the
     lowest similarity of the pairs that joined it; biggest groups first."""
     ids = index.ids()
@@ -44,8 +45,9 @@ def duplicate_groups(index: VectorIndex, threshold: float = DEFAULT_DUPLICATE_TH
         vectors = np.stack([index.reconstruct(int(i)) for i in chunk]).astype(np.float32)
         limits, scores, found = index.index.range_search(vectors, float(threshold))
         for row, query_id in enumerate(chunk.tolist()):
-            for score, other in zip(scores[limits[row] : limits[row + 1]], found[limits[row] : limits[row + 1]]):
-                other = int(other)
+            hits = slice(int(limits[row]), int(limits[row + 1]))
+            for score, found_id in zip(scores[hits], found[hits], strict=True):
+                other = int(found_id)
                 if other != query_id:
                     sets.union(query_id, other)
                     weakest[(min(query_id, other), max(query_id, other))] = float(score)
@@ -53,7 +55,7 @@ def duplicate_groups(index: VectorIndex, threshold: float = DEFAULT_DUPLICATE_TH
     for item in sets.parent:
         members[sets.find(item)].append(item)
     groups = []
-    for root, group in members.items():
+    for group in members.values():
         if len(group) < 2:
             continue
         inside = set(group)
@@ -63,14 +65,21 @@ def duplicate_groups(index: VectorIndex, threshold: float = DEFAULT_DUPLICATE_TH
     return groups
 
 
-def collapse_near_duplicates(hits: list[tuple[float, int]], vectors: dict[int, np.ndarray],
-                             threshold: float = DEFAULT_DUPLICATE_THRESHOLD) -> list[tuple[float, int]]:
+def collapse_near_duplicates(
+    hits: list[tuple[float, int]],
+    vectors: dict[int, np.ndarray],
+    threshold: float = DEFAULT_DUPLICATE_THRESHOLD,
+) -> list[tuple[float, int]]:
     """Keep the best-scoring hit of each near-duplicate cluster (hits sorted by score)."""
     kept: list[tuple[float, int]] = []
     kept_vectors: list[np.ndarray] = []
     for score, image_id in hits:
         vector = vectors.get(image_id)
-        if vector is not None and kept_vectors and float(np.max(np.stack(kept_vectors) @ vector)) >= threshold:
+        if (
+            vector is not None
+            and kept_vectors
+            and float(np.max(np.stack(kept_vectors) @ vector)) >= threshold
+        ):
             continue
         kept.append((score, image_id))
         if vector is not None:

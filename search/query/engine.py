@@ -16,56 +16,60 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from search.catalog import Catalog, CollectionInfo, ImageRecord
-from search.catalog.fulltext import full_text_search, reciprocal_rank_fusion
-from search.storage.collection_store import CollectionStore
+from search.catalog.fulltext import full_text_search
+from search.errors import InputError, ModelMismatchError, NotFoundError
+from search.images.decode import DecodeFailure, decode_bytes, decode_stored
+from search.images.paths import decode_path, display_path
+from search.images.source import is_archive_member, read_image_bytes
+from search.images.thumbnails import thumbnail_for
+from search.models import Encoder, load_encoder
+from search.models.specs import parse_encoder_spec
 from search.query.duplicates import (
     DEFAULT_DUPLICATE_THRESHOLD,
     collapse_near_duplicates,
     duplicate_groups,
 )
-from search.errors import InputError, ModelMismatchError, NotFoundError
-from search.storage.faiss_index import VectorIndex
-from search.images.decode import DecodeFailure, decode_bytes, decode_stored
-from search.images.source import is_archive_member, read_image_bytes
-from search.models import Encoder, load_encoder
-from search.models.model_spec import parse_encoder_spec
-from search.images.paths import decode_path, display_path
+from search.query.fusion import rank_for_mode
 from search.query.query_cache import QueryVectorCache
 from search.schemas import (
+    MAX_K,
+    MAX_QUESTION_CHARS,
     AnswerResponse,
     CollectionStats,
     DuplicateGroup,
     DuplicatesResponse,
     ImageDetail,
+    SearchMode,
+    SearchRequest,
     SearchResponse,
     SearchResult,
     StatsResponse,
     Tag,
+    parse_search_request,
 )
 from search.settings import Settings
-from search.images.thumbnails import thumbnail_for
+from search.storage.collection_store import CollectionStore
+from search.storage.faiss_index import VectorIndex
 
-__all__ = ["MAX_K", "MAX_QUERY_CHARS", "MAX_RERANK_K", "SEARCH_MODES", "SearchEngine"]
+__all__ = ["SearchEngine"]
 
-MAX_K = 1000
-MAX_RERANK_K = 512
-MAX_QUERY_CHARS = 1000
-MAX_QUESTION_CHARS = 300
-SEARCH_MODES = ("vector", "text", "hybrid")
 RERANK_DRAFT_SIZE = 384  # BLIP and BLIP-2 look at 224-384 px: decode no bigger
 
 
 @dataclass(frozen=True)
 class _Options:
+    """A `SearchRequest` with the settings' defaults filled in."""
+
     k: int
     collection: str | None = None
     model: str | None = None
-    mode: str = "vector"
+    mode: SearchMode = "vector"
     dedupe: bool = False
     tag: str | None = None
     rerank_k: int = 0  # 0: no rerank
@@ -94,13 +98,6 @@ def _cuda_available() -> bool:
 class _LoadedIndex:
     index: VectorIndex
     generation: int | None
-
-
-def image_urls(image_id: int) -> dict[str, str]:
-    return {
-        "file_url": f"/api/images/{image_id}/file",
-        "thumbnail_url": f"/api/images/{image_id}/thumbnail",
-    }
 
 
 class SearchEngine:
@@ -145,56 +142,92 @@ class SearchEngine:
             wanted = parse_encoder_spec(model).model_id
             if wanted != collection.model_id:
                 raise ModelMismatchError(
-                    f"Collection {collection.name!r} was indexed with {collection.model_id}; the query "
-                    f"encoder --model {model} is {wanted}. Scores across different encoders are "
-                    "meaningless: drop --model to use the collection's own encoder."
+                    f"Collection {collection.name!r} was indexed with {collection.model_id}; the "
+                    f"query encoder --model {model} is {wanted}. Scores across different encoders "
+                    "are meaningless: drop --model to use the collection's own encoder."
                 )
         key = (collection.id, collection.model_id)
         encoder = self._encoders.get(key)
         if encoder is None:
-            encoder = load_encoder(collection.model_spec, self.settings.device, self.settings.cpu_precision)
+            encoder = load_encoder(
+                collection.model_spec, self.settings.device, self.settings.cpu_precision
+            )
             if encoder.model_id != collection.model_id:
                 raise ModelMismatchError(
-                    f"Collection {collection.name!r} was indexed with {collection.model_id}, but its model spec "
-                    f"{collection.model_spec!r} now loads {encoder.model_id} (the weights changed). Re-index "
-                    "into a new collection to search with the new weights."
+                    f"Collection {collection.name!r} was indexed with {collection.model_id}, but "
+                    f"its model spec {collection.model_spec!r} now loads {encoder.model_id} "
+                    "(the weights changed). Re-index into a new collection to search with the "
+                    "new weights."
                 )
             self._encoders[key] = encoder
         return encoder
 
     # -- queries -----------------------------------------------------------------------------
 
-    def _check_k(self, k: int | None) -> int:
-        k = self.settings.default_k if k is None else k
-        if not 1 <= k <= MAX_K:
-            raise InputError(f"k must be between 1 and {MAX_K}, got {k}.")
-        return k
+    def search(
+        self, request: SearchRequest, image: bytes | None = None, *, source: str = "upload"
+    ) -> SearchResponse:
+        """The one query entry point of the CLI, the JSON API and the pages.
 
-    def _rerank_k(self, rerank_k: int | None) -> int:
-        if rerank_k is None:
-            rerank_k = self.settings.rerank_k or (128 if self.settings.device.startswith("cuda") or (
-                self.settings.device == "auto" and _cuda_available()) else 16)
-        if not 1 <= rerank_k <= MAX_RERANK_K:
-            raise InputError(f"rerank_k must be between 1 and {MAX_RERANK_K}, got {rerank_k}.")
-        return rerank_k
+        What is searched for is one of `request.query` (text), `image` (the bytes of an example
+        image; `source` names it in error messages) or `request.image_id` (images like a
+        catalog image). The request's limits were checked when it was built."""
+        given = [request.query is not None, image is not None, request.image_id is not None]
+        if sum(given) > 1:
+            raise InputError("Search for one thing: a text query, an example image or an image id.")
+        if request.query is not None:
+            return self._search_text(request.query, request)
+        if request.rerank or request.mode != "vector":
+            raise InputError("rerank and mode apply to text queries, not to searches by image.")
+        if image is not None:
+            return self._search_image_bytes(image, request, source)
+        if request.image_id is not None:
+            return self._similar(request.image_id, request)
+        raise InputError(
+            "Nothing to search for: give a text query, an example image or an image id."
+        )
 
-    def search_text(self, query: str, *, k: int | None = None, collection: str | None = None,
-                    model: str | None = None, dedupe: bool = False, mode: str = "vector",
-                    rerank: bool = False, rerank_k: int | None = None, tag: str | None = None) -> SearchResponse:
-        """Text query. `mode`: vector (CLIP), text (caption/tag/file-name full text) or hybrid
-        (reciprocal-rank fusion of both); `rerank` reorders the top `rerank_k` with the ITM model."""
-        query = query.strip()
+    def search_text(self, query: str, **options: Any) -> SearchResponse:
+        """`search` for a text query, for Python callers (evaluation, demo, benchmarks);
+        `options` are `SearchRequest` fields."""
+        return self.search(parse_search_request(query=query, **options))
+
+    def search_image_bytes(
+        self, data: bytes, *, source: str = "upload", **options: Any
+    ) -> SearchResponse:
+        """`search` by an example image's bytes, for Python callers; `options` are
+        `SearchRequest` fields."""
+        return self.search(parse_search_request(**options), data, source=source)
+
+    def _options(self, request: SearchRequest) -> _Options:
+        rerank_k = (request.rerank_k or self._default_rerank_k()) if request.rerank else 0
+        return _Options(
+            k=request.k or self.settings.default_k,
+            collection=request.collection,
+            model=request.model,
+            mode=request.mode,
+            dedupe=request.dedupe,
+            tag=request.tag,
+            rerank_k=rerank_k,
+        )
+
+    def _default_rerank_k(self) -> int:
+        """PIXSEEK_RERANK_K, else what the device reranks in about the time of a query."""
+        on_cuda = self.settings.device.startswith("cuda") or (
+            self.settings.device == "auto" and _cuda_available()
+        )
+        return self.settings.rerank_k or (128 if on_cuda else 16)
+
+    def _search_text(self, query: str, request: SearchRequest) -> SearchResponse:
+        """`mode`: vector (CLIP), text (caption/tag/file-name full text) or hybrid (reciprocal-
+        rank fusion of both); `rerank` reorders the top `rerank_k` with the ITM model."""
         if not query:
             raise InputError("The query is empty: type some words to search for.")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InputError(f"The query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}.")
-        if mode not in SEARCH_MODES:
-            raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}.")
-        options = _Options(k=self._check_k(k), collection=collection, model=model, mode=mode, dedupe=dedupe,
-                           tag=tag, rerank_k=self._rerank_k(rerank_k) if rerank else 0)
-        return self._search(
-            lambda enc: self.query_vectors.get(enc.model_id, query, lambda: enc.encode_texts([query])),
-            options, query=query)
+
+        def encode(enc: Encoder) -> np.ndarray:
+            return self.query_vectors.get(enc.model_id, query, lambda: enc.encode_texts([query]))
+
+        return self._search(encode, self._options(request), query=query)
 
     def warm(self) -> list[str]:
         """Load every collection's FAISS index and encoder and run one text and one image
@@ -209,8 +242,9 @@ class SearchEngine:
             warmed.append(info.name)
         return warmed
 
-    def search_image_bytes(self, data: bytes, *, k: int | None = None, collection: str | None = None,
-                           source: str = "upload", dedupe: bool = False, tag: str | None = None) -> SearchResponse:
+    def _search_image_bytes(
+        self, data: bytes, request: SearchRequest, source: str
+    ) -> SearchResponse:
         if len(data) > self.settings.max_upload_bytes:
             raise InputError(
                 f"{source} is {len(data)} bytes; the limit is {self.settings.max_upload_bytes} "
@@ -220,15 +254,18 @@ class SearchEngine:
             decoded = decode_bytes(data, draft_size=512, max_pixels=self.settings.max_upload_pixels)
         except DecodeFailure as exc:
             raise InputError(f"{source}: {exc.reason}.") from exc
-        return self.search_image(decoded.image, k=k, collection=collection, dedupe=dedupe, tag=tag)
+        image = decoded.image
+        return self._search(
+            lambda enc: enc.encode_images([image]), self._options(request), query=None
+        )
 
-    def search_image(self, image: Image.Image, *, k: int | None = None, collection: str | None = None,
-                     dedupe: bool = False, tag: str | None = None) -> SearchResponse:
-        options = _Options(k=self._check_k(k), collection=collection, dedupe=dedupe, tag=tag)
-        return self._search(lambda enc: enc.encode_images([image]), options, query=None)
-
-    def similar(self, image_id: int, *, k: int | None = None) -> SearchResponse:
-        k = self._check_k(k)
+    def _similar(self, image_id: int, request: SearchRequest) -> SearchResponse:
+        """Nearest neighbours of a catalog image in its own collection (itself left out)."""
+        if request.collection or request.model or request.tag or request.dedupe:
+            raise InputError(
+                "A search by image id takes only k: it searches the image's own collection."
+            )
+        k = request.k or self.settings.default_k
         record = self.catalog.get_image(image_id)
         info = self.catalog.collection_by_id(record.collection_id)
         started = time.perf_counter()
@@ -236,20 +273,89 @@ class SearchEngine:
         try:
             vector = index.reconstruct(image_id)[None, :]
         except RuntimeError as exc:
-            raise NotFoundError(f"Image {image_id} has no vector yet (status {record.status}).") from exc
+            raise NotFoundError(
+                f"Image {image_id} has no vector yet (status {record.status})."
+            ) from exc
         scores, ids = index.search(vector, k + 1)
-        hits = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != image_id][:k]
+        hits = [
+            (float(s), int(i))
+            for s, i in zip(scores[0], ids[0], strict=True)
+            if i >= 0 and i != image_id
+        ][:k]
         search_ms = (time.perf_counter() - started) * 1000
         records = self.catalog.get_images([i for _, i in hits])
-        results = [self._result(records[i], s, {info.id: info}, clip_score=s) for s, i in hits if i in records]
+        results = [
+            self._result(records[i], s, {info.id: info}, clip_score=s)
+            for s, i in hits
+            if i in records
+        ]
         return SearchResponse(query=None, k=k, results=results, timings={"search_ms": search_ms})
 
-    def _search(self, encode: Callable[[Encoder], np.ndarray], options: _Options,
-                query: str | None) -> SearchResponse:
+    def _search(
+        self, encode: Callable[[Encoder], np.ndarray], options: _Options, query: str | None
+    ) -> SearchResponse:
         collections = {c.id: c for c in self._collections(options.collection)}
         timings: dict[str, float] = defaultdict(float)
         wanted = max(options.k, options.rerank_k)
         fetch = min(MAX_K, wanted * 4 if (options.dedupe or options.tag) else wanted)
+        query_vectors, indexes, vector_hits = self._vector_hits(
+            encode, options, collections, fetch, timings
+        )
+        clip = {image_id: score for score, image_id in vector_hits}
+        text_scores: dict[int, float] = {}
+        if options.mode in ("text", "hybrid") and query is not None:
+            with _timer(timings, "text_ms"):
+                text_hits = full_text_search(
+                    self.catalog, query, collection_ids=list(collections), limit=fetch
+                )
+            text_scores = dict(text_hits)
+        ranked = rank_for_mode(
+            options.mode if query is not None else "vector", vector_hits, text_scores
+        )
+
+        with _timer(timings, "metadata_ms"):
+            records = self.catalog.get_images([image_id for _, image_id in ranked])
+            ranked = [
+                (s, i) for s, i in ranked if i in records and _has_tag(records[i], options.tag)
+            ]
+            for _, image_id in ranked:  # text-only hits still get their CLIP similarity
+                if image_id not in clip:
+                    info = collections[records[image_id].collection_id]
+                    clip[image_id] = float(
+                        indexes[info.id].reconstruct(image_id) @ query_vectors[info.model_id][0]
+                    )
+            if options.dedupe:
+                vectors = {i: indexes[records[i].collection_id].reconstruct(i) for _, i in ranked}
+                ranked = collapse_near_duplicates(ranked, vectors)
+
+        rerank_scores: dict[int, float] = {}
+        if options.rerank_k and query is not None and ranked:
+            with _timer(timings, "rerank_ms"):
+                ranked, rerank_scores = self._rerank(query, ranked, records, options.rerank_k)
+        results = [
+            self._result(
+                records[i],
+                score,
+                collections,
+                clip_score=clip[i],
+                text_score=text_scores.get(i),
+                rerank_score=rerank_scores.get(i),
+            )
+            for score, i in ranked[: options.k]
+        ]
+        timings["total_ms"] = sum(timings.values())
+        return SearchResponse(query=query, k=options.k, results=results, timings=dict(timings))
+
+    def _vector_hits(
+        self,
+        encode: Callable[[Encoder], np.ndarray],
+        options: _Options,
+        collections: dict[int, CollectionInfo],
+        fetch: int,
+        timings: dict[str, float],
+    ) -> tuple[dict[str, np.ndarray], dict[int, VectorIndex], list[tuple[float, int]]]:
+        """The query vector per model, the index per collection, and the FAISS hits of every
+        collection merged best first (none in `text` mode, which still needs the vectors)."""
         query_vectors: dict[str, np.ndarray] = {}
         indexes: dict[int, VectorIndex] = {}
         vector_hits: list[tuple[float, int]] = []
@@ -261,70 +367,53 @@ class SearchEngine:
                 indexes[info.id] = index = self.index_for(info)
                 if options.mode != "text":
                     scores, ids = index.search(query_vectors[info.model_id], fetch)
-                    vector_hits += [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+                    vector_hits += [
+                        (float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0
+                    ]
         vector_hits.sort(key=lambda hit: (-hit[0], hit[1]))
-        clip = {image_id: score for score, image_id in vector_hits}
-        text_scores: dict[int, float] = {}
-        if options.mode in ("text", "hybrid") and query is not None:
-            with _timer(timings, "text_ms"):
-                text_hits = full_text_search(self.catalog, query, collection_ids=list(collections), limit=fetch)
-            text_scores = {image_id: score for image_id, score in text_hits}
-        if options.mode == "vector" or query is None:
-            ranked = vector_hits
-        elif options.mode == "text":
-            ranked = [(score, image_id) for image_id, score in text_scores.items()]
-        else:
-            fused = reciprocal_rank_fusion([[i for _, i in vector_hits], list(text_scores)])
-            ranked = [(score, image_id) for image_id, score in fused]
+        return query_vectors, indexes, vector_hits
 
-        with _timer(timings, "metadata_ms"):
-            records = self.catalog.get_images([image_id for _, image_id in ranked])
-            ranked = [(s, i) for s, i in ranked if i in records and _has_tag(records[i], options.tag)]
-            for _, image_id in ranked:  # text-only hits still get their CLIP similarity
-                if image_id not in clip:
-                    info = collections[records[image_id].collection_id]
-                    clip[image_id] = float(indexes[info.id].reconstruct(image_id) @ query_vectors[info.model_id][0])
-            if options.dedupe:
-                vectors = {i: indexes[records[i].collection_id].reconstruct(i) for _, i in ranked}
-                ranked = collapse_near_duplicates(ranked, vectors)
-
-        rerank_scores: dict[int, float] = {}
-        if options.rerank_k and query is not None and ranked:
-            with _timer(timings, "rerank_ms"):
-                ranked, rerank_scores = self._rerank(query, ranked, records, options.rerank_k)
-        results = [
-            self._result(records[i], score, collections, clip_score=clip[i], text_score=text_scores.get(i),
-                         rerank_score=rerank_scores.get(i))
-            for score, i in ranked[: options.k]
-        ]
-        timings["total_ms"] = sum(timings.values())
-        return SearchResponse(query=query, k=options.k, results=results, timings=dict(timings))
-
-    def _rerank(self, query: str, ranked: list[tuple[float, int]], records: dict[int, ImageRecord],
-                rerank_k: int) -> tuple[list[tuple[float, int]], dict[int, float]]:
+    def _rerank(
+        self,
+        query: str,
+        ranked: list[tuple[float, int]],
+        records: dict[int, ImageRecord],
+        rerank_k: int,
+    ) -> tuple[list[tuple[float, int]], dict[int, float]]:
         """Reorder the top `rerank_k` candidates by ITM match probability (the final score);
         candidates below them keep their order and first-stage score."""
-        from search.models.generative_registry import load_reranker
+        from search.models.registry import load_reranker
 
         head, tail = ranked[:rerank_k], ranked[rerank_k:]
         reranker = load_reranker(self.settings.reranker, self.settings.device)
         images, keys, kept = [], [], []
         for _, image_id in head:
             try:
-                images.append(decode_stored(records[image_id].path, draft_size=RERANK_DRAFT_SIZE).image)
+                images.append(
+                    decode_stored(records[image_id].path, draft_size=RERANK_DRAFT_SIZE).image
+                )
             except DecodeFailure:
                 continue  # the file went away since indexing: it cannot be judged, drop it
             keys.append((image_id, records[image_id].content_hash))
             kept.append(image_id)
         probabilities = reranker.score(query, images, keys=keys) if images else np.zeros(0)
-        scores = {image_id: float(p) for image_id, p in zip(kept, probabilities)}
+        scores = {image_id: float(p) for image_id, p in zip(kept, probabilities, strict=True)}
         reordered = sorted(((scores[i], i) for i in kept), key=lambda hit: (-hit[0], hit[1]))
         return reordered + tail, scores
 
-    def _result(self, record: ImageRecord, score: float, collections: dict[int, CollectionInfo], *,
-                clip_score: float, text_score: float | None = None,
-                rerank_score: float | None = None) -> SearchResult:
-        info = collections.get(record.collection_id) or self.catalog.collection_by_id(record.collection_id)
+    def _result(
+        self,
+        record: ImageRecord,
+        score: float,
+        collections: dict[int, CollectionInfo],
+        *,
+        clip_score: float,
+        text_score: float | None = None,
+        rerank_score: float | None = None,
+    ) -> SearchResult:
+        info = collections.get(record.collection_id) or self.catalog.collection_by_id(
+            record.collection_id
+        )
         return SearchResult(
             id=record.id,
             path=record.display_path,
@@ -337,7 +426,6 @@ class SearchEngine:
             height=record.height,
             caption=record.caption,
             tags=[Tag(label=t["label"], score=t["score"]) for t in record.tags or []],
-            **image_urls(record.id),
         )
 
     # -- images ------------------------------------------------------------------------------
@@ -358,8 +446,6 @@ class SearchEngine:
             caption=record.caption,
             caption_model=record.caption_model,
             tags=[Tag(label=t["label"], score=t["score"]) for t in record.tags or []],
-            similar_url=f"/api/images/{record.id}/similar",
-            **image_urls(record.id),
         )
 
     def image_file(self, image_id: int) -> tuple[Path | bytes, str]:
@@ -374,19 +460,24 @@ class SearchEngine:
                 raise NotFoundError(f"The file of image {image_id} is gone: {exc.reason}.") from exc
         path = decode_path(record.path)
         if not path.is_file():
-            raise NotFoundError(f"The file of image {image_id} ({display_path(record.path)}) is gone.")
+            raise NotFoundError(
+                f"The file of image {image_id} ({display_path(record.path)}) is gone."
+            )
         return path, name
 
     def ask(self, image_id: int, question: str) -> AnswerResponse:
         """Answer a question about one image with the captioning/VQA model
         (BLIP-2 prompt "Question: ... Answer:")."""
-        from search.models.generative_registry import load_captioner
+        from search.models.registry import load_captioner
 
         question = question.strip()
         if not question:
             raise InputError("The question is empty: ask something about the image.")
         if len(question) > MAX_QUESTION_CHARS:
-            raise InputError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
+            raise InputError(
+                f"The question is {len(question)} characters long; the limit is "
+                f"{MAX_QUESTION_CHARS}."
+            )
         record = self.catalog.get_image(image_id)
         try:
             image = decode_stored(record.path, draft_size=RERANK_DRAFT_SIZE).image
@@ -395,17 +486,20 @@ class SearchEngine:
         captioner = load_captioner(self.settings.captioner, self.settings.device)
         started = time.perf_counter()
         answer = captioner.ask(image, question)
-        return AnswerResponse(id=image_id, question=question, answer=answer, model=captioner.model_id,
-                              ms=(time.perf_counter() - started) * 1000)
+        return AnswerResponse(
+            id=image_id,
+            question=question,
+            answer=answer,
+            model=captioner.model_id,
+            ms=(time.perf_counter() - started) * 1000,
+        )
 
     def thumbnail(self, image_id: int) -> Path:
         return thumbnail_for(self.catalog.get_image(image_id), self.settings.thumbnail_dir())
 
-    def record(self, image_id: int) -> ImageRecord:
-        return self.catalog.get_image(image_id)
-
-    def duplicates(self, *, threshold: float = DEFAULT_DUPLICATE_THRESHOLD,
-                   collection: str | None = None) -> DuplicatesResponse:
+    def duplicates(
+        self, *, threshold: float = DEFAULT_DUPLICATE_THRESHOLD, collection: str | None = None
+    ) -> DuplicatesResponse:
         """Groups of near-identical images in each collection."""
         if not 0 < threshold <= 1:
             raise InputError(f"threshold must be in (0, 1], got {threshold}.")
@@ -414,8 +508,14 @@ class SearchEngine:
             found = duplicate_groups(self.index_for(info), threshold)
             records = self.catalog.get_images([i for ids, _ in found for i in ids])
             for ids, similarity in found:
-                groups.append(DuplicateGroup(collection=info.name, similarity=similarity, ids=ids,
-                                             paths=[records[i].display_path for i in ids if i in records]))
+                groups.append(
+                    DuplicateGroup(
+                        collection=info.name,
+                        similarity=similarity,
+                        ids=ids,
+                        paths=[records[i].display_path for i in ids if i in records],
+                    )
+                )
         return DuplicatesResponse(threshold=threshold, groups=groups)
 
     # -- stats -------------------------------------------------------------------------------

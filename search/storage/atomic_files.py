@@ -4,13 +4,14 @@ temp file in the same folder -> write -> fsync -> rename over the target -> fsyn
 
 This is the one seam through which vector segments, FAISS indexes, thumbnails and caches reach
 the disk, so a failed write is translated here, once: a full disk raises `DiskFullError`
-("disk full at PATH"), a read-only or forbidden folder `StorageError` (`search.storage.storage_errors`);
-the temp file is removed and the old target is left as it was. Tests inject faults at
-`_write_and_sync`, the point where the bytes go out.
+("disk full at PATH"), a read-only or forbidden folder `StorageError`
+(`search.storage.storage_errors`); the temp file is removed and the old target is left as it
+was. Tests inject faults at `_write_and_sync`, the point where the bytes go out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -32,8 +33,7 @@ def fsync_dir(folder: Path) -> None:
 
 def _write_and_sync(handle: BinaryIO, target: Path, chunks: list[bytes]) -> None:
     """Write `chunks` (destined for `target`) to the open temp file and force them to disk."""
-    for chunk in chunks:
-        handle.write(chunk)
+    handle.writelines(chunks)
     handle.flush()
     os.fsync(handle.fileno())
 
@@ -50,10 +50,8 @@ def atomic_write_bytes(target: Path, chunks: bytes | list[bytes]) -> None:
             _write_and_sync(handle, target, [chunks] if isinstance(chunks, bytes) else chunks)
         os.replace(tmp_name, target)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         if isinstance(exc, OSError):
             _raise_translated(exc, target)
         raise

@@ -9,6 +9,7 @@ generation number recorded in the catalog.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -21,8 +22,8 @@ import numpy as np
 
 from search.catalog import Catalog, CollectionInfo
 from search.errors import CatalogError, IndexLockedError
-from search.storage.faiss_index import DEFAULT_FACTORY, VectorIndex
 from search.settings import Settings
+from search.storage.faiss_index import DEFAULT_FACTORY, VectorIndex
 from search.storage.storage_errors import storage_error
 from search.storage.vector_store import VectorStore
 
@@ -80,9 +81,17 @@ class WriterLock:
                 raise self._locked_error(holder) from exc
             previous = _read_pid(fd)
             if previous is not None and previous != os.getpid():
-                state = "still running, but no longer holding it" if _pid_alive(previous) else "gone"
-                log.warning("Taking over the writer lock of collection %r (%s): it was left by process %d, "
-                            "which is %s.", self.collection, self.path, previous, state)
+                state = (
+                    "still running, but no longer holding it" if _pid_alive(previous) else "gone"
+                )
+                log.warning(
+                    "Taking over the writer lock of collection %r (%s): it was left by process %d, "
+                    "which is %s.",
+                    self.collection,
+                    self.path,
+                    previous,
+                    state,
+                )
             try:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -97,10 +106,8 @@ class WriterLock:
         if self._fd is None:
             return
         with self._registry_lock:
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)  # a PID in a free lock file means "its holder died"
-            except OSError:
-                pass
             os.close(self._fd)  # releases the record lock
             self._fd = None
             self._held.discard(self._key())
@@ -141,11 +148,15 @@ class WriterLock:
         if holder == os.getpid():
             who = "by this process (another job or command in it)"
         else:
-            who = f"by another process (process {holder})" if holder and holder > 0 else "by another process"
+            who = (
+                f"by another process (process {holder})"
+                if holder and holder > 0
+                else "by another process"
+            )
         return IndexLockedError(
-            f"Collection {self.collection!r} is being indexed {who} (lock {self.path}). Wait for it to finish "
-            "(pixseek jobs shows its progress) or stop it; a lock left by a process that died is taken over "
-            "automatically."
+            f"Collection {self.collection!r} is being indexed {who} (lock {self.path}). Wait for "
+            "it to finish (pixseek jobs shows its progress) or stop it; a lock left by a process "
+            "that died is taken over automatically."
         )
 
 
@@ -208,7 +219,9 @@ class CollectionStore:
         build = self.catalog.index_build(self.collection.id)
         return build is not None and build.generation == index.generation
 
-    def sync_index(self, index: VectorIndex, *, full: bool = False) -> tuple[VectorIndex, list[int]]:
+    def sync_index(
+        self, index: VectorIndex, *, full: bool = False
+    ) -> tuple[VectorIndex, list[int]]:
         """Make `index` hold exactly the catalog's embedded ids, from the vector store.
 
         `full=True` rebuilds from scratch (used after a crash, when a stale file may hold old
@@ -220,8 +233,7 @@ class CollectionStore:
             fresh = VectorIndex(self.collection.dim, index.factory, generation=index.generation)
             ids, vectors = self.vectors.latest(embedded)
             fresh.add(ids, vectors)
-            missing = np.setdiff1d(embedded, ids)
-            return fresh, missing.tolist()
+            return fresh, _id_list(np.setdiff1d(embedded, ids))
         have = index.ids()
         extra = np.setdiff1d(have, embedded)
         index.remove(extra)
@@ -230,7 +242,7 @@ class CollectionStore:
         if need.size:
             ids, vectors = self.vectors.latest(need)
             index.add(ids, vectors)
-            missing = np.setdiff1d(need, ids).tolist()
+            missing = _id_list(np.setdiff1d(need, ids))
         return index, missing
 
     def save_index(self, index: VectorIndex) -> None:
@@ -246,3 +258,7 @@ class CollectionStore:
             count=index.count,
             generation=generation,
         )
+
+
+def _id_list(ids: np.ndarray) -> list[int]:
+    return [int(image_id) for image_id in ids.tolist()]

@@ -14,8 +14,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from search.storage.atomic_files import atomic_write_bytes
 from search.errors import CatalogError
+from search.storage.atomic_files import atomic_write_bytes
 
 __all__ = ["DEFAULT_FACTORY", "VectorIndex"]
 
@@ -26,11 +26,20 @@ _TRAILER = struct.Struct("<Q")
 class VectorIndex:
     """A FAISS index plus the generation it was saved as."""
 
-    def __init__(self, dim: int, factory: str = DEFAULT_FACTORY, index: faiss.Index | None = None,
-                 generation: int = 0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        factory: str = DEFAULT_FACTORY,
+        index: faiss.Index | None = None,
+        generation: int = 0,
+    ) -> None:
         self.dim = dim
         self.factory = factory
-        self.index = index if index is not None else faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        self.index = (
+            index
+            if index is not None
+            else faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        )
         self.generation = generation
 
     @property
@@ -40,7 +49,8 @@ class VectorIndex:
     def ids(self) -> np.ndarray:
         if self.count == 0:
             return np.zeros(0, dtype=np.int64)
-        return faiss.vector_to_array(faiss.downcast_index(self.index).id_map).astype(np.int64)
+        id_map = faiss.downcast_index(self.index).id_map  # type: ignore[attr-defined]  # IDMap2
+        return faiss.vector_to_array(id_map).astype(np.int64)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add (or replace) vectors for ids."""
@@ -53,7 +63,9 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0 or self.count == 0:
             return 0
-        return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+        # faiss's Python wrapper takes an id array here; its stub only knows IDSelector.
+        selector = np.ascontiguousarray(ids, dtype=np.int64)
+        return int(self.index.remove_ids(selector))  # type: ignore[arg-type]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (n_queries, k'); k' = min(k, count). Ids are -1 past the end."""
@@ -65,13 +77,15 @@ class VectorIndex:
         return scores, ids
 
     def reconstruct(self, image_id: int) -> np.ndarray:
-        return self.index.reconstruct(int(image_id))
+        return np.asarray(self.index.reconstruct(int(image_id)))
 
     def save(self, path: Path, generation: int) -> None:
         """Atomically write the index with `generation` appended after the FAISS bytes."""
         data = faiss.serialize_index(self.index)
         meta = json.dumps({"factory": self.factory, "dim": self.dim}).encode()
-        atomic_write_bytes(path, [data.tobytes(), meta, struct.pack("<I", len(meta)), _TRAILER.pack(generation)])
+        atomic_write_bytes(
+            path, [data.tobytes(), meta, struct.pack("<I", len(meta)), _TRAILER.pack(generation)]
+        )
         self.generation = generation
 
     @classmethod
@@ -82,7 +96,11 @@ class VectorIndex:
             (meta_len,) = struct.unpack_from("<I", raw, len(raw) - _TRAILER.size - 4)
             meta_end = len(raw) - _TRAILER.size - 4
             meta = json.loads(raw[meta_end - meta_len : meta_end])
-            index = faiss.deserialize_index(np.frombuffer(raw[: meta_end - meta_len], dtype=np.uint8))
-        except Exception as exc:  # noqa: BLE001 - any damage means: rebuild from the vector store
-            raise CatalogError(f"FAISS index file {path} is unreadable ({exc}); it will be rebuilt.") from exc
+            index = faiss.deserialize_index(
+                np.frombuffer(raw[: meta_end - meta_len], dtype=np.uint8)
+            )
+        except Exception as exc:
+            raise CatalogError(
+                f"FAISS index file {path} is unreadable ({exc}); it will be rebuilt."
+            ) from exc
         return cls(dim=meta["dim"], factory=meta["factory"], index=index, generation=generation)

@@ -21,20 +21,24 @@ _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def disk_full_error(path: Path | str, code: int | None = errno.ENOSPC) -> DiskFullError:
+    """The error for a disk that filled up while writing `path`, saying how to resume."""
     return DiskFullError(
         f"disk full at {path}: the write stopped there and everything finished before it is kept. "
         "Free space on that disk (or move the data with --data-dir / PIXSEEK_DATA_DIR), then run "
         "the same command again to resume.",
-        errno=code, filename=str(path),
+        errno=code,
+        filename=str(path),
     )
 
 
 def read_only_error(path: Path | str, code: int | None = errno.EROFS) -> StorageError:
+    """The error for a `path` that cannot be written (read-only or not ours), with the fix."""
     why = "is on a read-only file system" if code == errno.EROFS else "is not writable by this user"
     return StorageError(
         f"Cannot write {path}: it {why}. Make the data directory writable, or choose another "
         "with --data-dir / PIXSEEK_DATA_DIR.",
-        errno=code, filename=str(path),
+        errno=code,
+        filename=str(path),
     )
 
 

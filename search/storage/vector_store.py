@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from search.storage.atomic_files import atomic_write_bytes
 from search.errors import CatalogError
+from search.storage.atomic_files import atomic_write_bytes
 
 __all__ = ["VectorStore"]
 
@@ -38,7 +38,7 @@ class VectorStore:
         self.dim = dim  # the folder is made by the first append: readers build stores per query
 
     def _segments(self) -> list[tuple[int, Path]]:
-        found = []
+        found: list[tuple[int, Path]] = []
         if not self.folder.is_dir():
             return found
         for entry in self.folder.iterdir():
@@ -58,7 +58,9 @@ class VectorStore:
         segments = self._segments()
         number = segments[-1][0] + 1 if segments else 1
         header = _HEADER.pack(_MAGIC, _VERSION, self.dim, ids.shape[0])
-        atomic_write_bytes(self.folder / f"seg-{number:010d}.pxvs", [header, ids.tobytes(), vectors.tobytes()])
+        atomic_write_bytes(
+            self.folder / f"seg-{number:010d}.pxvs", [header, ids.tobytes(), vectors.tobytes()]
+        )
 
     def _read_segment(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = path.read_bytes()
@@ -68,10 +70,13 @@ class VectorStore:
         expected = _HEADER.size + count * 8 + count * dim * 2
         if magic != _MAGIC or version != _VERSION or dim != self.dim or len(data) != expected:
             raise CatalogError(
-                f"Vector segment {path} is damaged or of another model (dim {dim}, expected {self.dim})."
+                f"Vector segment {path} is damaged or of another model "
+                f"(dim {dim}, expected {self.dim})."
             )
         ids = np.frombuffer(data, dtype="<i8", count=count, offset=_HEADER.size)
-        vectors = np.frombuffer(data, dtype="<f2", count=count * dim, offset=_HEADER.size + count * 8)
+        vectors = np.frombuffer(
+            data, dtype="<f2", count=count * dim, offset=_HEADER.size + count * 8
+        )
         return ids, vectors.reshape(count, dim)
 
     def stored_count(self) -> int:
@@ -84,7 +89,9 @@ class VectorStore:
                 total += _HEADER.unpack(header)[3]
         return total
 
-    def iter_segments(self, *, newest_first: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_segments(
+        self, *, newest_first: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, float16 vectors) of each segment, oldest first (or newest first: then the first
         vector seen for an id is its current one)."""
         segments = self._segments()
@@ -95,7 +102,8 @@ class VectorStore:
         """The newest vector of each id (restricted to `wanted` when given), as float32."""
         wanted_set = None if wanted is None else np.fromiter(wanted, dtype=np.int64)
         by_id: dict[int, np.ndarray] = {}
-        for ids, vectors in self.iter_segments():
+        for segment_ids, segment_vectors in self.iter_segments():
+            ids, vectors = segment_ids, segment_vectors
             if wanted_set is not None:
                 mask = np.isin(ids, wanted_set)
                 ids, vectors = ids[mask], vectors[mask]

@@ -5,26 +5,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from search.job_schemas import JobRequest, JobResponse
 from web.auth import require_admin
-from indexer.job_runner import JobRunner
+from web.deps import Runner
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-def get_runner(request: Request) -> JobRunner:
-    return request.app.state.jobs  # type: ignore[no-any-return]
-
-
-Runner = Annotated[JobRunner, Depends(get_runner)]
-
-
-@router.post("", response_model=JobResponse, status_code=202, dependencies=[Depends(require_admin)],
-             summary="Start indexing a folder (admin)")
+@router.post(
+    "",
+    response_model=JobResponse,
+    status_code=202,
+    dependencies=[Depends(require_admin)],
+    summary="Start indexing a folder (admin)",
+)
 def start_job(runner: Runner, body: JobRequest) -> JobResponse:
     return JobResponse.from_info(runner.submit(body))
 
@@ -39,7 +37,11 @@ def get_job(runner: Runner, job_id: int) -> JobResponse:
     return JobResponse.from_info(runner.catalog.get_job(job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobResponse, dependencies=[Depends(require_admin)],
-             summary="Cancel a job (admin); it stops at a batch boundary and can be resumed")
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobResponse,
+    dependencies=[Depends(require_admin)],
+    summary="Cancel a job (admin); it stops at a batch boundary and can be resumed",
+)
 def cancel_job(runner: Runner, job_id: int) -> JobResponse:
     return JobResponse.from_info(runner.cancel(job_id))

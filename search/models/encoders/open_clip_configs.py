@@ -1,4 +1,4 @@
-"""Registering pixseek's own open_clip architectures (JSON files in `model_configs/`)."""
+"""Registering pixseek's own open_clip architectures (JSON files in `search/models/configs/`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from importlib.resources import files
 
 __all__ = ["MODEL_CONFIG_DIR", "register_pixseek_configs"]
 
-MODEL_CONFIG_DIR = files("search.models").joinpath("model_configs")
+MODEL_CONFIG_DIR = files("search.models").joinpath("configs")
 
 
 @cache

@@ -10,7 +10,7 @@ default: each token costs a full language-model step, and beams multiply that.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PIL import Image
 
@@ -54,14 +54,15 @@ class Blip2Captioner:
         self.max_new_tokens = max_new_tokens
         self.answer_max_new_tokens = answer_max_new_tokens
         self.num_beams = num_beams
-        self._model = model.eval()
+        self._model: Any = cast(Any, model).eval()  # transformers' eval() is unannotated
         self._processor = processor
         # decoder-only language models (OPT) echo the prompt before the new tokens; T5 does not
-        self._echoes_prompt = not model.config.text_config.is_encoder_decoder
+        self._echoes_prompt = not self._model.config.text_config.is_encoder_decoder
 
     @property
     def device(self) -> torch.device:
-        return self._model.device
+        device: torch.device = self._model.device
+        return device
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
         """One caption per image, in input order."""
@@ -86,7 +87,8 @@ class Blip2Captioner:
             text=[prompt] * len(images),
             return_tensors="pt",
         )
-        return inputs.to(self.device).to(self._model.vision_model.dtype)
+        prepared: BatchFeature = inputs.to(self.device).to(self._model.vision_model.dtype)
+        return prepared
 
     def _generate(self, inputs: BatchFeature, max_new_tokens: int) -> list[str]:
         import torch

@@ -46,9 +46,7 @@ class Reranker(Protocol):
 
 def _check_keys(keys: Sequence[Hashable] | None, images: Sequence[Image.Image]) -> None:
     if keys is not None and len(keys) != len(images):
-        raise ValueError(
-            f"Got {len(keys)} keys for {len(images)} images; pass one key per image."
-        )
+        raise ValueError(f"Got {len(keys)} keys for {len(images)} images; pass one key per image.")
 
 
 class VisionFeatureCache:
@@ -153,7 +151,8 @@ class SplitItmReranker(ABC):
 
     @property
     def device(self) -> torch.device:
-        return self._model.device
+        device: torch.device = self._model.device
+        return device
 
     def score(
         self, query: str, images: Sequence[Image.Image], keys: Sequence[Hashable] | None = None
@@ -189,4 +188,5 @@ class SplitItmReranker(ABC):
             [image.convert("RGB") for image in images], return_tensors="pt", device=self.device
         )
         pixel_values = pixels["pixel_values"].to(self.device, dtype=vision.dtype)
-        return vision(pixel_values=pixel_values).last_hidden_state
+        hidden: torch.Tensor = vision(pixel_values=pixel_values).last_hidden_state
+        return hidden

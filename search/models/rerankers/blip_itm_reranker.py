@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from search.models.reranker import SplitItmReranker
+from search.models.rerankers.reranker import SplitItmReranker
 
 if TYPE_CHECKING:
     import torch
@@ -44,4 +44,5 @@ class BlipItmReranker(SplitItmReranker):
             encoder_attention_mask=image_mask,
         ).last_hidden_state
         logits = model.itm_head(hidden[:, 0, :])
-        return logits.float().softmax(dim=1)[:, 1]
+        probabilities: torch.Tensor = logits.float().softmax(dim=1)[:, 1]
+        return probabilities

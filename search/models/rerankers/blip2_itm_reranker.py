@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from search.models.reranker import SplitItmReranker
+from search.models.rerankers.reranker import SplitItmReranker
 
 if TYPE_CHECKING:
     import torch
@@ -56,4 +56,5 @@ class Blip2ItmReranker(SplitItmReranker):
         ).last_hidden_state
         head = model.itm_head
         logits = head(hidden[:, :query_length, :].to(head.weight.dtype)).mean(dim=1)
-        return logits.float().softmax(dim=1)[:, 1]
+        probabilities: torch.Tensor = logits.float().softmax(dim=1)[:, 1]
+        return probabilities

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,44 +11,69 @@ from PIL import Image
 
 from search.errors import ModelError
 from search.models.causal_text import can_trim_text, encode_text_trimmed
-from search.models.cpu_inference import PROBE_TEXTS, CpuPrecisionChoice, apply_cpu_precision, probe_pixels
-from search.models.model_spec import RANDOM_SEED, EncoderSpec
-from search.models.open_clip_configs import register_pixseek_configs
+from search.models.cpu_inference import (
+    PROBE_TEXTS,
+    CpuPrecisionChoice,
+    apply_cpu_precision,
+    probe_pixels,
+)
+from search.models.encoders.open_clip_configs import register_pixseek_configs
+from search.models.hub import missing_weights_message
 from search.models.pixel_transform import PixelTransform
+from search.models.specs import RANDOM_SEED, EncoderSpec
 
 __all__ = ["OpenClipEncoder"]
 
 
-def _hf_cache_dir() -> str:
-    """Where the hub cache is now (huggingface_hub reads the variables only once, at import)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return str(Path(os.environ["HF_HOME"]) / "hub")
-    from huggingface_hub import constants
-
-    return str(constants.HF_HUB_CACHE)
-
-
-def _missing_weights_message(spec: EncoderSpec, cause: BaseException) -> str:
+def _weights_unavailable(spec: EncoderSpec, cause: BaseException) -> str:
+    """The shared missing-weights message, naming the repo or URL the weights come from."""
     import open_clip
 
     where = ""
     if spec.source == "tag":
         cfg = open_clip.get_pretrained_cfg(spec.architecture or "", spec.pretrained or "")
         repo = cfg.get("hf_hub", "").rstrip("/")
-        where = f" (Hugging Face repo {repo})" if repo else (f" (URL {cfg.get('url')})" if cfg.get("url") else "")
+        url = cfg.get("url")
+        where = f" (Hugging Face repo {repo})" if repo else (f" (URL {url})" if url else "")
     elif spec.source == "hf-hub":
         where = f" (Hugging Face repo {spec.pretrained})"
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
-    reason = "HF_HUB_OFFLINE is set, so nothing is downloaded" if offline else f"download failed: {cause}"
-    return (
-        f"Weights for model {spec.spec!r}{where} are not in the Hugging Face cache "
-        f"({_hf_cache_dir()}) and could not be fetched ({reason}). Fix one of: run once with internet "
-        "access (HF_HUB_OFFLINE unset) to fill the cache; copy a filled cache into HF_HOME; or point at "
-        "local weights with --model MODEL/path/to/open_clip_pytorch_model.bin or --model local-dir:PATH. "
-        "Without any weights, `pixseek demo` trains a small model offline."
+    return missing_weights_message(
+        f"Weights for model {spec.spec!r}{where}",
+        cause,
+        local_fix="point at local weights with --model MODEL/path/to/open_clip_pytorch_model.bin "
+        "or --model local-dir:PATH",
+        after="Without any weights, `pixseek demo` trains a small model offline.",
     )
+
+
+def _create_model(spec: EncoderSpec, device: str, precision: str) -> tuple[Any, Any, str]:
+    """open_clip's model, its preprocess and the name its tokenizer is found by."""
+    import open_clip
+    import torch
+
+    if spec.source == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                spec.architecture, pretrained=None, precision=precision, device=device
+            )
+        return model, preprocess, str(spec.architecture)
+    if spec.source in ("local-dir", "hf-hub"):
+        where = spec.path if spec.source == "local-dir" else spec.pretrained
+        name = f"{spec.source}:{where}"
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, precision=precision, device=device, require_pretrained=True
+        )
+        return model, preprocess, name
+    pretrained = str(spec.path) if spec.source == "file" else spec.pretrained
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        spec.architecture,
+        pretrained=pretrained,
+        precision=precision,
+        device=device,
+        require_pretrained=True,
+    )
+    return model, preprocess, str(spec.architecture)
 
 
 class OpenClipEncoder:
@@ -69,31 +92,13 @@ class OpenClipEncoder:
         precision = "fp16" if device.startswith("cuda") else "fp32"
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
         try:
-            if spec.source == "random":
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(RANDOM_SEED)
-                    model, _, preprocess = open_clip.create_model_and_transforms(
-                        spec.architecture, pretrained=None, precision=precision, device=device
-                    )
-                name = spec.architecture
-            elif spec.source in ("local-dir", "hf-hub"):
-                name = f"{spec.source}:{spec.path if spec.source == 'local-dir' else spec.pretrained}"
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    name, precision=precision, device=device, require_pretrained=True
-                )
-            else:
-                name = spec.architecture
-                pretrained = str(spec.path) if spec.source == "file" else spec.pretrained
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    spec.architecture, pretrained=pretrained, precision=precision, device=device,
-                    require_pretrained=True,
-                )
+            model, preprocess, name = _create_model(spec, device, precision)
             self._tokenizer = open_clip.get_tokenizer(name)
         except ModelError:
             raise
-        except Exception as exc:  # noqa: BLE001 - open_clip raises bare RuntimeError/OSError here
+        except Exception as exc:
             if spec.source in ("tag", "hf-hub"):
-                raise ModelError(_missing_weights_message(spec, exc)) from exc
+                raise ModelError(_weights_unavailable(spec, exc)) from exc
             raise ModelError(f"Could not load model {spec.spec!r}: {exc}") from exc
         model.eval()
         self._model = model
@@ -104,7 +109,8 @@ class OpenClipEncoder:
         self.cpu_precision: CpuPrecisionChoice | None = None
         if device == "cpu":
             probe = self.pixel_transform.normalise(probe_pixels(self.image_size))
-            self.cpu_precision = apply_cpu_precision(model, cpu_precision, probe, self._tokenizer(list(PROBE_TEXTS)))
+            tokens = self._tokenizer(list(PROBE_TEXTS))
+            self.cpu_precision = apply_cpu_precision(model, cpu_precision, probe, tokens)
             self._dtype = self.cpu_precision.image_dtype
         self.dim = int(self.encode_texts(["a photo"]).shape[1])
 
@@ -112,7 +118,8 @@ class OpenClipEncoder:
         import torch
 
         features = torch.nn.functional.normalize(features.float(), dim=-1)
-        return features.cpu().numpy().astype(np.float32, copy=False)
+        vectors: np.ndarray = features.cpu().numpy().astype(np.float32, copy=False)
+        return vectors
 
     def encode_pixels(self, pixels: Any) -> np.ndarray:
         """Embed (n, 3, S, S) uint8 pixels; they are normalised on the model's device."""
@@ -120,7 +127,8 @@ class OpenClipEncoder:
 
         with torch.inference_mode():
             pixels = pixels.to(self.device, non_blocking=True)
-            return self._normalise(self._model.encode_image(self.pixel_transform.normalise(pixels, self._dtype)))
+            normalised = self.pixel_transform.normalise(pixels, self._dtype)
+            return self._normalise(self._model.encode_image(normalised))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         import torch
@@ -137,7 +145,3 @@ class OpenClipEncoder:
             if self._trim_text:
                 return self._normalise(encode_text_trimmed(self._model, tokens))
             return self._normalise(self._model.encode_text(tokens))
-
-    @property
-    def weights_path(self) -> Path | None:
-        return self.spec.path

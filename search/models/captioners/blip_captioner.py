@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PIL import Image
 
@@ -57,7 +57,7 @@ class BlipCaptioner:
         self.max_new_tokens = max_new_tokens
         self.answer_max_new_tokens = answer_max_new_tokens
         self.num_beams = num_beams
-        self._model = model.eval()
+        self._model: Any = cast(Any, model).eval()  # transformers' eval() is unannotated
         self._processor = processor
         self._load_answerer = load_answerer
         self._answerer: tuple[BlipForQuestionAnswering, Any] | None = None
@@ -65,7 +65,8 @@ class BlipCaptioner:
 
     @property
     def device(self) -> torch.device:
-        return self._model.device
+        device: torch.device = self._model.device
+        return device
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
         """One caption per image, in input order."""

@@ -1,0 +1,1 @@
+"""Image-text embedding models: the `Encoder` protocol and one module per implementation."""
