@@ -4,7 +4,9 @@ VENV ?= .venv
 PHOTOS ?= $(HOME)/Pictures
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DEMO_DIR ?= data/demo
 BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.pixseek-installed
 
 .PHONY: install install-test install-lint run demo test test-fast browser lint clean
 
@@ -15,6 +17,13 @@ $(BIN)/python:
 # Installs pixseek (and its pinned torch/torchvision) into .venv.
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	@touch $(INSTALLED)
+
+# What `run` and `demo` need: an install no older than pyproject.toml. The install is editable,
+# so edited sources need none; only new dependencies or entry points do (`make install` forces).
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -24,13 +33,14 @@ install-lint: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[lint]'
 
 # Index a folder of photos, then serve the search page at http://$(HOST):$(PORT)/
-run: install
+run: $(INSTALLED)
 	$(BIN)/pixseek index "$(PHOTOS)"
 	$(BIN)/pixseek serve --host $(HOST) --port $(PORT)
 
-# No model weights? Train a small model on a synthetic world offline and search that.
-demo: install
-	$(BIN)/pixseek demo --dir data/demo
+# No model weights? Train a small model on a synthetic world offline and search that; it ends
+# with the commands that search it again (pixseek is $(BIN)/pixseek: make does not activate .venv).
+demo: $(INSTALLED)
+	$(BIN)/pixseek demo --dir $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
 # The whole test suite (SQLite and PostgreSQL, headless Chromium, slow tests included).
 test: install-test

@@ -41,8 +41,9 @@ class IndexReport:
         """Count failed images by kind of reason, listing the first ones by `shown_path(id)`."""
         self.failed += len(failed)
         self.failure_reasons.update(_reason_kind(reason) for _, reason in failed)
-        if failed and len(self.failures) < MAX_FAILURES_KEPT:
-            listed = failed[:MAX_FAILURES_KEPT]
+        room = MAX_FAILURES_KEPT - len(self.failures)
+        if failed and room > 0:
+            listed = failed[:room]
             self.failures += [(shown_path(image_id), reason) for image_id, reason in listed]
 
     def as_json(self) -> dict[str, Any]:
@@ -60,6 +61,9 @@ class IndexReport:
             "cancelled": self.cancelled,
             "jpeg_decode": self.jpeg_decode,
             "failure_reasons": dict(self.failure_reasons.most_common()),
+            # which files: the first MAX_FAILURES_KEPT; `pixseek failures` lists them all
+            "failed_files": [{"path": path, "reason": reason} for path, reason in self.failures],
+            "failed_files_truncated": self.failed > len(self.failures),
         }
 
 

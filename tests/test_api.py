@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +45,13 @@ def test_health_docs_and_openapi(client: TestClient) -> None:
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
     assert "cdn" not in docs.text.lower()
-    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"):
+        assert client.get(f"/docs-assets/{asset}").status_code == 200, asset
+    # Swagger UI reads OpenAPI 3.1 (what FastAPI emits) from version 5 on; the browser test in
+    # test_docs.py checks that it really renders.
+    bundle = client.get("/docs-assets/swagger-ui-bundle.js").text
+    version = re.search(r'PACKAGE_VERSION:"(\d+)\.', bundle)
+    assert version and int(version.group(1)) >= 5, "the vendored Swagger UI is older than 5"
     paths = client.get("/openapi.json").json()["paths"]
     for route in (
         "/api/search",
@@ -94,6 +101,61 @@ def test_errors_have_one_shape(
     assert set(body) == {"error"} and set(body["error"]) == {"status", "code", "message"}
     assert body["error"]["status"] == status and body["error"]["code"] == code
     assert body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "form", "expected_k"),
+    [
+        ("?k=2", {}, 2),
+        ("", {"k": "3"}, 3),
+        ("?k=4", {"k": "4"}, 4),
+        ("?k=2", {"dedupe": "true"}, 2),
+    ],
+)
+def test_image_search_reads_k_from_the_query_or_the_form(
+    client: TestClient, photo_set: PhotoSet, query: str, form: dict[str, str], expected_k: int
+) -> None:
+    with photo_set.good[0].open("rb") as handle:
+        response = client.post(
+            f"/api/search/image{query}", files={"file": ("q.png", handle)}, data=form
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["k"] == expected_k and len(body["results"]) == expected_k, body
+
+
+def test_image_search_refuses_two_different_ks_and_documents_both_places(
+    client: TestClient,
+) -> None:
+    response = client.post(
+        "/api/search/image?k=2",
+        files={"file": ("q.png", _png((64, 64)), "image/png")},
+        data={"k": "3"},
+    )
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert message.startswith("k: given as a query parameter (2) and as a form field (3)"), message
+    response = client.post(
+        "/api/search/image?k=0", files={"file": ("q.png", _png((64, 64)), "image/png")}
+    )
+    assert response.status_code == 422 and "k:" in response.json()["error"]["message"]
+
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/api/search/image"]["post"]
+    assert "k" in {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    form_ref = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    form = _schema(spec, form_ref)
+    fields = set(form["properties"])
+    for part in form.get("allOf", []):  # the SearchRequest fields, by reference
+        fields |= set(_schema(spec, part["$ref"])["properties"])
+    assert {"file", "k"} <= fields, form
+    description = " ".join(operation["description"].split())
+    assert "either as query parameters" in description and "or as form fields" in description
+
+
+def _schema(spec: dict, ref: str) -> dict:
+    """The component schema that `ref` ("#/components/schemas/Name") points to."""
+    return spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
 
 
 def test_upload_limits(client: TestClient) -> None:

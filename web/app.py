@@ -10,7 +10,6 @@ from importlib.resources import files
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from swagger_ui_bundle import swagger_ui_path
 
 from indexer.job_runner import JobRunner
 from search.catalog import open_catalog
@@ -66,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every response has it
     for module in (meta, search, images, collections, jobs, pages):
         app.include_router(module.router)
-    app.mount(meta.DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    docs_assets = StaticFiles(directory=str(meta.docs_assets_dir()))
+    app.mount(meta.DOCS_ASSETS, docs_assets, name="docs-assets")
     static = StaticFiles(directory=str(files("web").joinpath("static")))
     app.mount("/static", static, name="static")
     return app

@@ -53,6 +53,7 @@ __all__ = [
     "MODEL_NAME",
     "TRAINER_VERSION",
     "TrainingReport",
+    "build_atomically",
     "build_world_and_model",
     "ensure_world_and_model",
     "register_model_config",
@@ -390,7 +391,7 @@ def train_tiny_clip(
     )
 
 
-def _build_atomically(target: Path, build: Callable[[Path], object]) -> None:
+def build_atomically(target: Path, build: Callable[[Path], object]) -> None:
     """Build into a temporary sibling folder, then rename it to ``target`` in one step.
 
     A killed run leaves only a hidden ``.tmp-*`` folder, never a ``target`` that looks complete.
@@ -427,10 +428,10 @@ def build_world_and_model(
     say = progress or (lambda message: None)
     if not world_dir.is_dir():
         say(f"drawing the synthetic world into {world_dir}")
-        _build_atomically(world_dir, lambda folder: generate_world(folder, seed=seed))
+        build_atomically(world_dir, lambda folder: generate_world(folder, seed=seed))
     if not model_dir.is_dir():
         say(f"training the tiny CLIP into {model_dir}")
-        _build_atomically(
+        build_atomically(
             model_dir,
             lambda folder: train_tiny_clip(world_dir, folder, seed=seed, progress=progress),
         )

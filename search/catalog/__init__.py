@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from search.catalog.catalog import Catalog, open_catalog
+from search.catalog.catalog import Catalog, catalog_revision, open_catalog
 from search.catalog.job_queries import JobInfo
-from search.catalog.migrate import current_revision, head_revision, upgrade_database
+from search.catalog.migrate import (
+    SCHEMA_REVISION,
+    current_revision,
+    head_revision,
+    upgrade_database,
+)
 from search.catalog.records import (
     ChangedImage,
     CollectionInfo,
     EmbeddedImage,
+    FailedFile,
     FailedImage,
     ImageRecord,
     KnownImage,
@@ -18,10 +24,12 @@ from search.catalog.records import (
 )
 
 __all__ = [
+    "SCHEMA_REVISION",
     "Catalog",
     "ChangedImage",
     "CollectionInfo",
     "EmbeddedImage",
+    "FailedFile",
     "FailedImage",
     "ImageRecord",
     "JobInfo",
@@ -29,6 +37,7 @@ __all__ = [
     "NewImage",
     "PendingImage",
     "TagUpdate",
+    "catalog_revision",
     "current_revision",
     "head_revision",
     "open_catalog",

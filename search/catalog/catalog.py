@@ -20,11 +20,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from search.catalog.job_queries import JobInfo, JobQueries, utcnow
-from search.catalog.migrate import current_revision, head_revision, upgrade_database
+from search.catalog.migrate import SCHEMA_REVISION, current_revision, upgrade_database
 from search.catalog.records import (
     ChangedImage,
     CollectionInfo,
     EmbeddedImage,
+    FailedFile,
     FailedImage,
     ImageRecord,
     KnownImage,
@@ -35,6 +36,7 @@ from search.catalog.records import (
 from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
 from search.catalog.search_text import search_text_for
 from search.errors import CatalogError, NotFoundError, PixseekError, SchemaOutOfDateError
+from search.images.paths import display_path
 from search.storage.storage_errors import disk_full_error, read_only_error
 
 SIDECAR_CAPTION_MODEL = "sidecar"  # captions read from x.txt / x.json beside an image
@@ -46,6 +48,7 @@ __all__ = [
     "ImageRecord",
     "JobInfo",
     "KnownImage",
+    "catalog_revision",
     "open_catalog",
     "utcnow",
 ]
@@ -321,6 +324,8 @@ class Catalog(JobQueries):
         return out
 
     def failures(self, collection_id: int) -> list[tuple[str, str]]:
+        """(catalog-form path, reason) of one collection's failed images (`failed_files` lists
+        them for people)."""
         with self.session() as s:
             rows = s.execute(
                 select(Image.path, Image.error).where(
@@ -328,6 +333,33 @@ class Catalog(JobQueries):
                 )
             )
             return [(r[0], r[1] or "") for r in rows]
+
+    def failed_files(
+        self,
+        collection_id: int | None = None,
+        *,
+        reason: str | None = None,
+        limit: int | None = None,
+    ) -> list[FailedFile]:
+        """The files the indexer could not embed, with the reason it stored, by collection
+        name and path: of one collection or all, those whose reason contains `reason` (in any
+        case), at most `limit`. What `pixseek failures` and the browse page list."""
+        query = (
+            select(Collection.name, Image.path, Image.error)
+            .join(Collection, Image.collection_id == Collection.id)
+            .where(Image.status == ImageStatus.FAILED)
+            .order_by(Collection.name, Image.path)
+            .limit(limit)
+        )
+        if collection_id is not None:
+            query = query.where(Image.collection_id == collection_id)
+        if reason:
+            query = query.where(func.lower(Image.error).contains(reason.lower(), autoescape=True))
+        with self.session() as s:
+            return [
+                FailedFile(collection=name, path=display_path(path), reason=error or "")
+                for name, path, error in s.execute(query)
+            ]
 
     def count_by_status(self, collection_id: int | None = None) -> dict[str, int]:
         with self.session() as s:
@@ -490,7 +522,7 @@ def open_catalog(url: str, *, upgrade: bool = False) -> Catalog:
     try:
         with engine.connect() as connection:
             current = current_revision(connection)
-        head = head_revision()
+        head = SCHEMA_REVISION
         if current != head:
             if upgrade:
                 upgrade_database(engine)
@@ -502,21 +534,43 @@ def open_catalog(url: str, *, upgrade: bool = False) -> Catalog:
                     f"The catalog at {shown} is at schema revision {current or 'none (empty)'}, "
                     f"this pixseek needs {head}. Run: pixseek db upgrade"
                 )
-    except OperationalError as exc:
-        engine.dispose()
-        shown = make_url(url).render_as_string(hide_password=True)
-        if engine.dialect.name == "sqlite":
-            translated = _translate_database_error(exc, engine)
-            folder = Path(engine.url.database or ".").parent
-            if translated is None and not os.access(folder, os.W_OK):
-                translated = read_only_error(folder)  # e.g. "unable to open database file"
-            if translated is not None:
-                raise translated from exc
-        raise CatalogError(
-            f"Cannot open the catalog at {shown}: {exc.orig}. Check PIXSEEK_DATABASE_URL "
-            "(or unset it to use the SQLite file in the data directory)."
-        ) from exc
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise CatalogError(f"Catalog error: {exc}") from exc
+        raise _open_error(exc, engine, url) from exc
     return Catalog(engine)
+
+
+def catalog_revision(url: str) -> str | None:
+    """The schema revision of the catalog at `url`, checking and changing nothing (None: an
+    empty database, or no SQLite file yet, which this does not create)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:")
+    if parsed.get_backend_name() == "sqlite" and not in_memory and not Path(database).exists():
+        return None
+    engine = _create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return current_revision(connection)
+    except SQLAlchemyError as exc:
+        raise _open_error(exc, engine, url) from exc
+    finally:
+        engine.dispose()
+
+
+def _open_error(exc: SQLAlchemyError, engine: Engine, url: str) -> PixseekError:
+    """What to tell the user when the catalog at `url` cannot be opened."""
+    if not isinstance(exc, OperationalError):
+        return CatalogError(f"Catalog error: {exc}")
+    if engine.dialect.name == "sqlite":
+        translated = _translate_database_error(exc, engine)
+        folder = Path(engine.url.database or ".").parent
+        if translated is None and not os.access(folder, os.W_OK):
+            translated = read_only_error(folder)  # e.g. "unable to open database file"
+        if translated is not None:
+            return translated
+    shown = make_url(url).render_as_string(hide_password=True)
+    return CatalogError(
+        f"Cannot open the catalog at {shown}: {exc.orig}. Check PIXSEEK_DATABASE_URL "
+        "(or unset it to use the SQLite file in the data directory)."
+    )

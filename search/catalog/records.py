@@ -19,6 +19,7 @@ __all__ = [
     "ChangedImage",
     "CollectionInfo",
     "EmbeddedImage",
+    "FailedFile",
     "FailedImage",
     "ImageRecord",
     "KnownImage",
@@ -91,6 +92,19 @@ class FailedImage(NamedTuple):
 
     id: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedFile:
+    """A file the indexer could not embed, as people see it: its collection, its path in
+    display form and the stored reason ("kind: detail")."""
+
+    collection: str
+    path: str
+    reason: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason, "collection": self.collection}
 
 
 @dataclass(frozen=True, slots=True)

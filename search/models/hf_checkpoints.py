@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from search.errors import ModelError
-from search.models.hub import missing_weights_message
+from search.models.hub import missing_weights_message, require_hub_files
 from search.models.specs import Architecture, GenerativeSpec, spec_forms
 from search.models.tiny_test_models import (
     build_tiny_blip2_captioning,
@@ -39,6 +39,7 @@ _CLASSES: dict[tuple[Role, Architecture], tuple[str, str]] = {
     ("captioner", "blip"): ("BlipForConditionalGeneration", "text_decoder."),
     ("answerer", "blip"): ("BlipForQuestionAnswering", "text_encoder."),
 }
+_CONFIG_FILE = "config.json"  # every transformers checkpoint has one; its absence means a download
 _TINY_BUILDERS: dict[tuple[Role, Architecture], Callable[[], tuple[Any, Any]]] = {
     ("reranker", "blip2"): build_tiny_blip2_itm,
     ("reranker", "blip"): build_tiny_blip_itm,
@@ -63,21 +64,27 @@ def _architecture(spec: GenerativeSpec) -> Architecture:
     return spec.architecture
 
 
+def _hub_what(spec: GenerativeSpec, role: Role, class_name: str) -> tuple[str, str]:
+    """How the missing-weights message names `spec`'s weights, and how this family points at
+    weights on disk instead."""
+    local = f"--{spec.family} {'CAPTION_SPEC+' if role == 'answerer' else ''}local-dir:PATH"
+    what = f"--{spec.family} {spec.spec}: weights for {class_name} from Hugging Face repo"
+    return (
+        f"{what} {spec.location}",
+        f"save the model and processor with save_pretrained into a folder and pass {local}",
+    )
+
+
 def _load_failure(spec: GenerativeSpec, role: Role, class_name: str, cause: OSError) -> str:
     """Why an unreadable folder, or weights neither cached nor downloadable, stopped the load."""
-    flag = f"--{spec.family} {spec.spec}"
     if spec.source == "local-dir":
         return (
-            f"{flag}: could not load {class_name} from {spec.location}: {cause}. The folder must "
-            "hold what transformers' save_pretrained writes for the model and its processor."
+            f"--{spec.family} {spec.spec}: could not load {class_name} from {spec.location}: "
+            f"{cause}. The folder must hold what transformers' save_pretrained writes for the "
+            "model and its processor."
         )
-    local = f"--{spec.family} {'CAPTION_SPEC+' if role == 'answerer' else ''}local-dir:PATH"
-    return missing_weights_message(
-        f"{flag}: weights for {class_name} from Hugging Face repo {spec.location}",
-        cause,
-        local_fix="save the model and processor with save_pretrained into a folder and pass "
-        f"{local}",
-    )
+    what, local_fix = _hub_what(spec, role, class_name)
+    return missing_weights_message(what, cause, local_fix=local_fix)
 
 
 def _check_loaded(
@@ -106,9 +113,12 @@ def _check_loaded(
 
 def _load_pretrained(spec: GenerativeSpec, role: Role, device: str) -> tuple[Any, Any]:
     """Model and processor for `spec` from the HF cache or a local folder, on `device`."""
+    class_name, required_prefix = _CLASSES[(role, _architecture(spec))]
+    if spec.source == "hf-hub":  # fail at once (before importing transformers) when neither
+        what, local_fix = _hub_what(spec, role, class_name)  # cached nor downloadable
+        require_hub_files(spec.location, [[_CONFIG_FILE]], what=what, local_fix=local_fix)
     import transformers
 
-    class_name, required_prefix = _CLASSES[(role, _architecture(spec))]
     try:
         model, info = getattr(transformers, class_name).from_pretrained(
             spec.location, dtype=inference_dtype(device), output_loading_info=True

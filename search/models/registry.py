@@ -22,7 +22,6 @@ from search.models.captioners.blip_captioner import BlipCaptioner
 from search.models.captioners.captioner import Captioner
 from search.models.device import resolve_device
 from search.models.encoders.encoder import Encoder
-from search.models.encoders.open_clip_encoder import OpenClipEncoder
 from search.models.hf_checkpoints import model_and_processor
 from search.models.rerankers.blip2_itm_reranker import Blip2ItmReranker
 from search.models.rerankers.blip_itm_reranker import BlipItmReranker
@@ -105,6 +104,9 @@ def load_encoder(
     resolved = spec if isinstance(spec, EncoderSpec) else parse_encoder_spec(spec)
     if resolved.source == "registered":
         return cast(Encoder, _registered("encoder", resolved.spec))
+    # open_clip, torch and torchvision load here, on the first encoder, not with the registry
+    from search.models.encoders.open_clip_encoder import OpenClipEncoder
+
     chosen = resolve_device(device)
     key: CacheKey = ("encoder", resolved.model_id, chosen, cpu_precision if chosen == "cpu" else "")
     return _load_once(

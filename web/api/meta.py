@@ -3,15 +3,29 @@ assets: no CDN, so the docs work offline)."""
 
 from __future__ import annotations
 
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from web.readiness import Readiness
 
-__all__ = ["DOCS_ASSETS", "router"]
+__all__ = ["DOCS_ASSETS", "docs_assets_dir", "router"]
 
-DOCS_ASSETS = "/docs-assets"  # where the app mounts the swagger-ui bundle
+DOCS_ASSETS = "/docs-assets"  # where the app mounts the Swagger UI files
+
+
+def docs_assets_dir() -> Traversable:
+    """The folder of Swagger UI files that /docs loads, from the `fastapi-offline` package.
+
+    FastAPI emits OpenAPI 3.1, which only Swagger UI 5 and later can render (older ones show
+    "Unable to render this definition"); `fastapi-offline` ships a current Swagger UI 5 dist
+    (`swagger-ui-bundle.js`, `swagger-ui.css`, `favicon.png`), so nothing comes from a CDN and
+    no npm step is needed at build time. Only its files are used, not its app factory."""
+    return files("fastapi_offline").joinpath("static")
+
 
 router = APIRouter(tags=["meta"])
 
@@ -53,5 +67,5 @@ def docs() -> HTMLResponse:
         title="pixseek API",
         swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
         swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
     )

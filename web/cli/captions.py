@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from web.cli.common import open_catalog_for, print_json, reports_errors, settings_from, stdout
-from web.cli.progress import run_captioning
 
 __all__ = ["ask", "caption"]
 
@@ -17,18 +16,23 @@ __all__ = ["ask", "caption"]
 def caption(
     ctx: typer.Context,
     collection: Annotated[
-        str | None, typer.Option(help="Only this collection (default: all).")
+        str | None,
+        typer.Option(help="Only this collection (default: all).", show_default=False),
     ] = None,
     captioner: Annotated[
         str | None,
         typer.Option(
-            help="Captioner SPEC: preset, repo id or local-dir:PATH [env: PIXSEEK_CAPTIONER]."
+            help="Captioner SPEC: a preset, a repo id or local-dir:PATH (default: the 'default' "
+            "preset; env PIXSEEK_CAPTIONER).",
+            show_default=False,
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per generation batch.")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Write captions for indexed images that have none (resumable)."""
+    from web.cli.progress import run_captioning
+
     settings = settings_from(ctx, captioner=captioner)
     catalog = open_catalog_for(settings)
     try:
@@ -49,14 +53,29 @@ def caption(
 @reports_errors
 def ask(
     ctx: typer.Context,
-    image_id: Annotated[int, typer.Argument(help="Catalog id of the image (see search results).")],
-    question: Annotated[str, typer.Argument(help="The question, e.g. 'what colour is the car?'")],
+    image_id: Annotated[
+        int,
+        typer.Argument(
+            help="Catalog id of the image (search results show it).", metavar="IMAGE_ID"
+        ),
+    ],
+    question: Annotated[
+        str,
+        typer.Argument(help="The question, e.g. 'what colour is the car?'.", metavar="QUESTION"),
+    ],
     captioner: Annotated[
-        str | None, typer.Option(help="Captioner/VQA SPEC [env: PIXSEEK_CAPTIONER].")
+        str | None,
+        typer.Option(
+            help="Captioner/VQA SPEC (default: the 'default' preset; env PIXSEEK_CAPTIONER).",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"answer": ...} as JSON.')] = False,
 ) -> None:
-    """Ask a question about one image (BLIP-2 "Question: ... Answer:")."""
+    """Ask a question about one image and print the answer.
+
+    The captioner answers (BLIP-2 is prompted with "Question: QUESTION Answer:").
+    """
     from search.query.engine import SearchEngine
 
     settings = settings_from(ctx, captioner=captioner)

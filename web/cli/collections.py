@@ -17,7 +17,10 @@ def stats(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
-    """Counts of images, vectors and the encoder for the data directory."""
+    """Count the images and vectors of each collection.
+
+    Also shows each collection's encoder, and how many images failed or wait to be embedded.
+    """
     from search.query.engine import SearchEngine
 
     settings = settings_from(ctx)
@@ -52,18 +55,22 @@ def dupes(
         float | None,
         typer.Option(
             help="Cosine similarity at or above which images count as near-duplicates "
-            "(default 0.95).",
+            "(default: 0.95).",
             show_default=False,
         ),
     ] = None,
     collection: Annotated[
-        str | None, typer.Option(help="Only this collection (default: all).")
+        str | None,
+        typer.Option(help="Only this collection (default: all).", show_default=False),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help='Print {"groups": [...]} as JSON.')
     ] = False,
 ) -> None:
-    """List groups of near-identical images (found with the FAISS index)."""
+    """List groups of near-identical images.
+
+    Found with the FAISS index: images whose vectors are at least --threshold alike.
+    """
     from search.query.duplicates import DEFAULT_DUPLICATE_THRESHOLD  # imports faiss: not at start
     from search.query.engine import SearchEngine
 

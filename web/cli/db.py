@@ -1,4 +1,5 @@
-"""`pixseek check` (catalog, vector store and FAISS index agree?) and `pixseek db upgrade`."""
+"""`pixseek check` (catalog, vector store and FAISS index agree?) and `pixseek db current`,
+`pixseek db upgrade` (the catalog's schema)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,23 @@ from web.cli.common import open_catalog_for, print_json, reports_errors, setting
 if TYPE_CHECKING:
     from search.storage.integrity import Finding, IntegrityReport
 
-__all__ = ["check", "db_upgrade"]
+__all__ = ["check", "db_current", "db_upgrade"]
 
 
 @reports_errors
 def check(
     ctx: typer.Context,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Data directory to check [env: PIXSEEK_DATA_DIR].")
+        Path | None,
+        typer.Option(
+            help="Data directory to check (default: the global --data-dir, else "
+            "PIXSEEK_DATA_DIR, else the user data folder).",
+            show_default=False,
+        ),
     ] = None,
     collection: Annotated[
-        str | None, typer.Option(help="Check only this collection (default: all).")
+        str | None,
+        typer.Option(help="Check only this collection (default: all).", show_default=False),
     ] = None,
     repair: Annotated[
         bool,
@@ -35,7 +42,10 @@ def check(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
-    """Verify that catalog, vector store and FAISS index agree; exit 1 while problems remain."""
+    """Check that catalog, vector store and FAISS index agree.
+
+    Exits with status 1 while problems remain.
+    """
     from search.storage.integrity import check_data_dir, require_catalog_exists
 
     settings = settings_from(ctx, data_dir=data_dir)
@@ -93,8 +103,40 @@ def _print_finding(finding: Finding, collection: str | None) -> None:
 
 
 @reports_errors
+def db_current(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"current": ..., "head": ...} as JSON.')
+    ] = False,
+) -> None:
+    """Show the catalog's schema revision.
+
+    And whether `pixseek db upgrade` has work to do.
+    """
+    from search.catalog import SCHEMA_REVISION, catalog_revision
+
+    settings = settings_from(ctx)
+    current = catalog_revision(settings.resolved_database_url())
+    if as_json:
+        print_json({"current": current, "head": SCHEMA_REVISION})
+    elif current == SCHEMA_REVISION:
+        stdout.print(f"Catalog schema revision {current} (up to date).", highlight=False)
+    else:
+        shown = current or "none (no catalog yet)"
+        stdout.print(
+            f"Catalog schema revision {shown}; this pixseek uses {SCHEMA_REVISION}. "
+            "pixseek db upgrade brings it there (the SQLite default does so on first use).",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@reports_errors
 def db_upgrade(ctx: typer.Context) -> None:
-    """Bring the catalog schema to the newest revision (safe to run any time)."""
+    """Bring the catalog schema to the newest revision.
+
+    Safe to run any time: an up-to-date catalog is left as it is.
+    """
     from search.catalog import open_catalog
 
     settings = settings_from(ctx)

@@ -1,7 +1,11 @@
-"""`pixseek index` (a run is a job in the catalog, like the API's) and `pixseek jobs`."""
+"""`pixseek index` (a run is a job in the catalog, like the API's) and `pixseek jobs`.
+
+The options are listed in three groups, in this order: what to index, speed, captions and tags.
+"""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,77 +13,82 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from search.settings import Settings
 from web.cli.common import open_catalog_for, print_json, reports_errors, settings_from, stdout
-from web.cli.progress import embedding_progress, run_captioning
 
 if TYPE_CHECKING:
     from indexer.enrich.captions import CaptionReport
     from indexer.pipeline import IndexReport
+    from search.settings import Settings
 
 __all__ = ["index", "jobs"]
 
-WHAT, SPEED, EXTRAS = "What to index", "Speed", "Captions and tags"
-
 Paths = Annotated[
-    list[Path] | None, typer.Argument(help="Folders (searched recursively) or image files.")
+    list[Path] | None,
+    typer.Argument(
+        help="Folders (searched recursively) or image files to index.",
+        metavar="PATH",
+        show_default=False,
+    ),
 ]
 Collection = Annotated[
-    str, typer.Option(help="Collection to index into (created on first use).", rich_help_panel=WHAT)
+    str, typer.Option(help="Collection to index into; it is created on first use.")
 ]
 Model = Annotated[
     str | None,
     typer.Option(
-        help="Encoder SPEC for a new collection: preset, MODEL/PRETRAINED, local-dir:PATH, ... "
-        "[env: PIXSEEK_MODEL]",
-        rich_help_panel=WHAT,
+        help="Encoder SPEC for a new collection: a preset, MODEL/PRETRAINED, local-dir:PATH, ... "
+        "(default: the 'default' preset; env PIXSEEK_MODEL). An existing collection keeps its own.",
+        show_default=False,
     ),
 ]
 FromList = Annotated[
     Path | None,
     typer.Option(
-        help="Also index the files listed in this file, one per line.", rich_help_panel=WHAT
+        help="Also index the files listed in this file, one per line.", show_default=False
     ),
 ]
 Prune = Annotated[
-    bool,
-    typer.Option(
-        help="Remove catalog entries of files no longer under PATH.", rich_help_panel=WHAT
-    ),
+    bool, typer.Option(help="Remove the catalog entries of files no longer under a PATH.")
 ]
-FollowSymlinks = Annotated[
-    bool, typer.Option(help="Follow symbolic links to folders.", rich_help_panel=WHAT)
-]
+FollowSymlinks = Annotated[bool, typer.Option(help="Follow symbolic links to folders.")]
 BatchSize = Annotated[
     int | None,
-    typer.Option(help="Images per encoder batch [env: PIXSEEK_BATCH_SIZE].", rich_help_panel=SPEED),
+    typer.Option(
+        help="Images per encoder batch (default: 32; env PIXSEEK_BATCH_SIZE).",
+        show_default=False,
+    ),
 ]
 Workers = Annotated[
     int | None,
-    typer.Option(help="Decode worker processes; 0 decodes in-process.", rich_help_panel=SPEED),
+    typer.Option(
+        help="Decode worker processes; 0 decodes in this process (default: one per CPU core; "
+        "env PIXSEEK_WORKERS).",
+        show_default=False,
+    ),
 ]
 JpegDecode = Annotated[
     str | None,
     typer.Option(
-        help="Where JPEGs are decoded: auto (GPU when the model runs on CUDA), workers (CPU "
-        "processes), device (the model's device) [env: PIXSEEK_JPEG_DECODE].",
-        rich_help_panel=SPEED,
+        help="Where JPEGs are decoded: workers (CPU processes), device (the model's device) or "
+        "auto, which is device when the model runs on CUDA, else workers (default: auto; env "
+        "PIXSEEK_JPEG_DECODE).",
+        show_default=False,
     ),
 ]
 Captions = Annotated[
     bool,
     typer.Option(
         "--captions",
-        help="Then caption images that have no caption [PIXSEEK_CAPTIONER].",
-        rich_help_panel=EXTRAS,
+        help="Then caption the images that have no caption, with the captioner of "
+        "PIXSEEK_CAPTIONER (default: the 'default' preset).",
     ),
 ]
 Tags = Annotated[
     bool | None,
     typer.Option(
         "--tags/--no-tags",
-        help="Zero-shot tags at index time [env: PIXSEEK_TAGS, default on].",
-        rich_help_panel=EXTRAS,
+        help="Tag images zero-shot while indexing (default: --tags; env PIXSEEK_TAGS).",
+        show_default=False,
     ),
 ]
 
@@ -117,11 +126,21 @@ def index(
     jpeg_decode: JpegDecode = None,
     captions: Captions = False,
     tags: Tags = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON summary object, with the files that failed and why."
+        ),
+    ] = False,
 ) -> None:
-    """Index images: find, decode, embed and store them; re-running only embeds what changed."""
+    """Index folders of images; a re-run embeds only what changed.
+
+    Finds the images under each PATH, decodes, embeds and stores them, and tags them.
+    """
     if not paths and from_list is None:
-        raise typer.BadParameter("give at least one PATH or --from-list FILE")
+        raise typer.BadParameter(
+            "neither a PATH nor --from-list FILE was given: give at least one of them"
+        )
     settings = settings_from(
         ctx, batch_size=batch_size, workers=workers, tags=tags, jpeg_decode=jpeg_decode
     )
@@ -144,6 +163,7 @@ def _index(
     """Run `run` as a job of its own, then caption if asked."""
     from indexer.jobs import run_index_job
     from search.catalog.schema import JobState
+    from web.cli.progress import embedding_progress, run_captioning
 
     catalog = open_catalog_for(settings)
     try:
@@ -191,12 +211,18 @@ def _print_report(report: IndexReport) -> None:
         for reason, count in report.failure_reasons.most_common():
             reasons.add_row(reason, str(count))
         stdout.print(reasons)
+        stdout.print(
+            f"pixseek failures --collection {shlex.quote(report.collection)} lists the files "
+            "and their reasons.",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @reports_errors
 def jobs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option(help="Show the newest N jobs.")] = 20,
+    limit: Annotated[int, typer.Option(help="How many of the newest jobs to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the jobs as JSON.")] = False,
 ) -> None:
     """List indexing jobs (from the CLI and the API), newest first."""

@@ -3,6 +3,9 @@ CLIP trained offline on a synthetic world, indexed and searched)."""
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +16,7 @@ from web.cli.common import print_json, reports_errors, settings_from, stderr, st
 from web.cli.serve import Host, Port, serve_settings
 
 if TYPE_CHECKING:
+    from indexer.quality.demo import DemoRun
     from indexer.quality.evaluation import EvalResult
 
 __all__ = ["demo", "evaluate"]
@@ -42,17 +46,29 @@ def evaluate(
         ),
     ],
     model: Annotated[
-        str | None, typer.Option(help="Encoder SPEC to evaluate [env: PIXSEEK_MODEL].")
+        str | None,
+        typer.Option(
+            help="Encoder SPEC to evaluate (default: the 'default' preset; env PIXSEEK_MODEL).",
+            show_default=False,
+        ),
     ] = None,
     k: Annotated[
         str, typer.Option("--k", help="Comma-separated K values for Recall@K.")
     ] = "1,5,10",
     images: Annotated[
-        Path | None, typer.Option(help="Image folder of a Karpathy-style dataset file.")
+        Path | None,
+        typer.Option(
+            help="Image folder of a Karpathy-style dataset file (default: none, for JSONL).",
+            show_default=False,
+        ),
     ] = None,
     split: Annotated[str, typer.Option(help="Split of a Karpathy-style dataset file.")] = "test",
     mode: Annotated[
-        list[str] | None, typer.Option(help="Search mode(s) to measure (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Search mode to measure; repeat it for several (default: vector).",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -134,12 +150,57 @@ def demo(
             stdout.print(
                 f"  {rank}. {hit.score:.3f}  {hit.path} {mark}", highlight=False, soft_wrap=True
             )
-    stdout.print(
-        f"\nEvaluate it: pixseek eval {result.world_dir / 'test.jsonl'} "
-        f"--model {result.model_spec}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    for line in _next_steps(result, host, port):
+        stdout.print(line, highlight=False, soft_wrap=True, markup=False)
     if serve_after:
         stderr.print(f"Serving the demo at http://{host}:{port}/ (Ctrl+C to stop)")
         serve_settings(result.settings, host, port)
+
+
+def _shell_path(path: Path) -> str:
+    """`path` as one types it here: relative to the working directory when inside it, quoted
+    for the shell when it needs to be."""
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    return shlex.quote(shown)
+
+
+def _pixseek_program() -> tuple[str, str]:
+    """How to call this pixseek from the user's shell, and a note when it is not on PATH:
+    `make demo` runs .venv/bin/pixseek without activating the virtual environment, and a
+    newcomer typing `pixseek` afterwards would be told the command does not exist."""
+    script = Path(sys.executable).parent / "pixseek"
+    on_path = shutil.which("pixseek")
+    if not script.is_file() or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "pixseek", ""
+    program = _shell_path(script)
+    activate = script.parent / "activate"
+    if not activate.is_file():
+        return program, f"pixseek is {program}"
+    return program, (
+        f"pixseek lives in {_shell_path(script.parent)}; `source {_shell_path(activate)}` puts "
+        "it on PATH"
+    )
+
+
+def _next_steps(result: DemoRun, host: str, port: int) -> list[str]:
+    """The exact commands that search the demo's index afterwards, every mode, and serve it."""
+    program, note = _pixseek_program()
+    base = f"{program} --data-dir {_shell_path(result.settings.data_dir)}"
+    caption = shlex.quote(result.examples[0][0] if result.examples else "a red circle")
+    serve = f"{base} serve" + (f" --host {host}" if host != "127.0.0.1" else "")
+    serve += f" --port {port}" if port != 8000 else ""
+    listing = _shell_path(result.world_dir / "test.jsonl")
+    model = _shell_path(result.world_dir.parent / "model")
+    return [
+        "",
+        "Search the demo from the command line" + (f" ({note}):" if note else ":"),
+        f"  {base} search {caption}",
+        f"  {base} search {caption} --mode hybrid    # CLIP and the captions",
+        f"  {base} search 'circles on the left' --mode text    # the captions only",
+        f"  {base} search 'a red shape' --tag red    # tags: colours, patterns, positions",
+        f"  {serve}    # the search page at http://{host}:{port}/",
+        f"Evaluate it: {program} eval {listing} --model local-dir:{model}",
+    ]

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from search.errors import InputError
-from search.schemas import SearchRequest, SearchResponse, parse_search_request
-from search.settings import Settings
 from web.cli.common import open_catalog_for, print_json, reports_errors, settings_from, stdout
-from web.responses import linked_response
+
+if TYPE_CHECKING:
+    from search.schemas import SearchRequest, SearchResponse
+    from search.settings import Settings
 
 __all__ = ["search"]
 
 DEFAULT_K = 10  # a terminal shows fewer results than a page
 
-Query = Annotated[str | None, typer.Argument(help="What to look for, in plain words.")]
-Image = Annotated[Path | None, typer.Option(help="Search by this example image instead of text.")]
+Query = Annotated[
+    str | None,
+    typer.Argument(help="What to look for, in plain words.", metavar="QUERY", show_default=False),
+]
+Image = Annotated[
+    Path | None,
+    typer.Option(help="Search by this example image instead of text.", show_default=False),
+]
 Mode = Annotated[
     str,
     typer.Option(
@@ -30,14 +37,25 @@ Mode = Annotated[
 Rerank = Annotated[
     bool,
     typer.Option(
-        help="Reorder the top candidates with the BLIP/BLIP-2 ITM model [env: PIXSEEK_RERANKER]."
+        help="Reorder the top candidates with the BLIP/BLIP-2 image-text matching model of "
+        "--reranker."
     ),
 ]
 RerankK = Annotated[
-    int | None, typer.Option(help="How many candidates to rerank (default 128 on CUDA, 16 on CPU).")
+    int | None,
+    typer.Option(
+        help="How many candidates to rerank (default: 128 on CUDA, 16 on CPU; env "
+        "PIXSEEK_RERANK_K).",
+        show_default=False,
+    ),
 ]
 Reranker = Annotated[
-    str | None, typer.Option(help="Reranker SPEC (preset, repo id, local-dir:PATH).")
+    str | None,
+    typer.Option(
+        help="Reranker SPEC: a preset, a repo id or local-dir:PATH (default: the 'default' "
+        "preset; env PIXSEEK_RERANKER).",
+        show_default=False,
+    ),
 ]
 
 
@@ -46,12 +64,18 @@ def search(
     ctx: typer.Context,
     query: Query = None,
     image: Image = None,
-    k: Annotated[int, typer.Option(help="Number of results.")] = DEFAULT_K,
+    k: Annotated[int, typer.Option(help="How many results to show.")] = DEFAULT_K,
     collection: Annotated[
-        str | None, typer.Option(help="Search only this collection (default: all).")
+        str | None,
+        typer.Option(help="Search only this collection (default: all).", show_default=False),
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Query encoder SPEC; must match the index's encoder.")
+        str | None,
+        typer.Option(
+            help="Query encoder SPEC; it must match the collection's own encoder, which is the "
+            "default.",
+            show_default=False,
+        ),
     ] = None,
     dedupe: Annotated[
         bool, typer.Option(help="Collapse near-duplicate images into their best hit.")
@@ -59,15 +83,28 @@ def search(
     mode: Mode = "vector",
     rerank: Rerank = False,
     rerank_k: RerankK = None,
-    tag: Annotated[str | None, typer.Option(help="Only images tagged with this label.")] = None,
+    tag: Annotated[
+        str | None,
+        typer.Option(help="Only images tagged with this label (default: any).", show_default=False),
+    ] = None,
     reranker: Reranker = None,
     as_json: Annotated[
         bool, typer.Option("--json", help='Print {"results": [...]} as JSON.')
     ] = False,
 ) -> None:
     """Search by text (QUERY) or by an example image (--image)."""
-    if (query is None) == (image is None):
-        raise typer.BadParameter("give either a QUERY or --image PATH (not both)")
+    from search.schemas import parse_search_request
+    from web.responses import linked_response
+
+    if query is None and image is None:
+        raise typer.BadParameter(
+            "neither a QUERY nor --image PATH was given: give words to look for, or an example "
+            "image"
+        )
+    if query is not None and image is not None:
+        raise typer.BadParameter(
+            f"both a QUERY ({query!r}) and --image {image} were given: give one of them"
+        )
     request = parse_search_request(
         query=query,
         k=k,

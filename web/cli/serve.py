@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from search.settings import Settings
 from web.cli.common import reports_errors, settings_from, stderr
+
+if TYPE_CHECKING:
+    from search.settings import Settings
 
 __all__ = ["Host", "Port", "serve", "serve_settings"]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
-from search.models.pixel_transform import PixelTransform
+if TYPE_CHECKING:  # torch and torchvision: not for commands that only name the protocol
+    from search.models.pixel_transform import PixelTransform
 
 __all__ = ["Encoder"]
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,31 +19,64 @@ from search.models.cpu_inference import (
     probe_pixels,
 )
 from search.models.encoders.open_clip_configs import register_pixseek_configs
-from search.models.hub import missing_weights_message
+from search.models.hub import missing_weights_message, require_hub_files
 from search.models.pixel_transform import PixelTransform
 from search.models.specs import RANDOM_SEED, EncoderSpec
 
 __all__ = ["OpenClipEncoder"]
 
 
-def _weights_unavailable(spec: EncoderSpec, cause: BaseException) -> str:
-    """The shared missing-weights message, naming the repo or URL the weights come from."""
+_LOCAL_FIX = (
+    "point at local weights with --model MODEL/path/to/open_clip_pytorch_model.bin or "
+    "--model local-dir:PATH"
+)
+_AFTER = "Without any weights, `pixseek demo` trains a small model offline."
+
+
+def _hub_weights(spec: EncoderSpec) -> tuple[str, list[list[str]]] | None:
+    """The Hugging Face repo `spec` loads from and the files it needs there (each a group of
+    alternatives: open_clip takes a .safetensors copy over the .bin), or None when it loads
+    from elsewhere (a file, a folder, random weights, a URL)."""
+    from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    if spec.source == "hf-hub" and spec.pretrained:
+        return spec.pretrained, [[HF_CONFIG_NAME], [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]]
+    if spec.source != "tag":
+        return None
     import open_clip
 
-    where = ""
-    if spec.source == "tag":
-        cfg = open_clip.get_pretrained_cfg(spec.architecture or "", spec.pretrained or "")
-        repo = cfg.get("hf_hub", "").rstrip("/")
-        url = cfg.get("url")
-        where = f" (Hugging Face repo {repo})" if repo else (f" (URL {url})" if url else "")
-    elif spec.source == "hf-hub":
-        where = f" (Hugging Face repo {spec.pretrained})"
+    cfg = open_clip.get_pretrained_cfg(spec.architecture or "", spec.pretrained or "")
+    repo, filename = os.path.split(str(cfg.get("hf_hub", "")))
+    if not repo:
+        return None
+    filename = filename or HF_WEIGHTS_NAME
+    names = [filename]
+    if filename == HF_WEIGHTS_NAME:
+        names.insert(0, HF_SAFE_WEIGHTS_NAME)
+    elif filename.endswith((".bin", ".pth")):
+        names.insert(0, filename[:-4] + ".safetensors")
+    return repo, [names]
+
+
+def _what(spec: EncoderSpec, repo: str | None) -> str:
+    where = f" (Hugging Face repo {repo})" if repo else ""
+    return f"Weights for model {spec.spec!r}{where}"
+
+
+def _require_weights(spec: EncoderSpec) -> None:
+    """Fail at once, with the one message, when the weights are neither cached nor
+    downloadable (see `search.models.hub.require_hub_files`)."""
+    hub = _hub_weights(spec)
+    if hub is not None:
+        repo, needed = hub
+        require_hub_files(repo, needed, what=_what(spec, repo), local_fix=_LOCAL_FIX, after=_AFTER)
+
+
+def _weights_unavailable(spec: EncoderSpec, cause: BaseException) -> str:
+    """The shared missing-weights message, naming the repo the weights come from."""
+    hub = _hub_weights(spec)
     return missing_weights_message(
-        f"Weights for model {spec.spec!r}{where}",
-        cause,
-        local_fix="point at local weights with --model MODEL/path/to/open_clip_pytorch_model.bin "
-        "or --model local-dir:PATH",
-        after="Without any weights, `pixseek demo` trains a small model offline.",
+        _what(spec, hub[0] if hub else None), cause, local_fix=_LOCAL_FIX, after=_AFTER
     )
 
 
@@ -91,6 +125,7 @@ class OpenClipEncoder:
         self.model_id = spec.model_id
         precision = "fp16" if device.startswith("cuda") else "fp32"
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
+        _require_weights(spec)
         try:
             model, preprocess, name = _create_model(spec, device, precision)
             self._tokenizer = open_clip.get_tokenizer(name)
