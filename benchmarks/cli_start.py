@@ -6,9 +6,9 @@ other load on the machine inflates less), and whether it imported the model stac
 torchvision, transformers, open_clip; one more run under `python -X importtime`). Targets:
 `pixseek --help` under 0.5 s, `pixseek stats --json` under 1.0 s.
 
-The last row is the same text query sent to a running `pixseek serve` over HTTP: a search whose
-model is already loaded, which is what a command that forwards to the server would pay on top of
-its own start.
+The last rows are the same text query sent to a running `pixseek serve`: over HTTP alone (a
+search whose model is already loaded), and as `pixseek search`, which finds the server by the
+record it keeps in the data directory and forwards the query (its own start plus that).
 
     python -m benchmarks.cli_start              # from the repository root
     python -m benchmarks.cli_start --runs 9
@@ -109,8 +109,10 @@ def _get(url: str) -> tuple[int, bytes]:
             return int(error.code), error.read()
 
 
-def _time_served_query(env: dict[str, str], runs: int) -> Timing:
-    """The query against a warm `pixseek serve` (its /readyz says the model is loaded)."""
+def _time_served_query(env: dict[str, str], runs: int) -> list[Timing]:
+    """The query against a warm `pixseek serve` (its /readyz says the model is loaded): over
+    HTTP alone, and as `pixseek search`, which finds the server through its record in the data
+    directory."""
     port = _free_port()
     server = subprocess.Popen(
         [*PIXSEEK, "serve", "--port", str(port)],
@@ -142,10 +144,13 @@ def _time_served_query(env: dict[str, str], runs: int) -> Timing:
             status, body = _get(search)
             wall.append(time.perf_counter() - started)
             assert status == 200, body
+        label = f"pixseek search {QUERY!r} (asks the running serve)"
+        command = _time_command(label, ["search", QUERY], env, runs)
     finally:
         server.terminate()
         server.wait(timeout=60)
-    return Timing(f"GET /api/search?q={QUERY!r} on a warm serve", wall, [], "in the server")
+    http = Timing(f"GET /api/search?q={QUERY!r} on a warm serve", wall, [], "in the server")
+    return [http, command]
 
 
 def main() -> None:
@@ -181,7 +186,7 @@ def main() -> None:
             capture_output=True,
         )
         timings = [_time_command(label, argv, env, args.runs) for label, argv in COMMANDS]
-        timings.append(_time_served_query(env, args.runs))
+        timings.extend(_time_served_query(env, args.runs))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.runs} runs each, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")

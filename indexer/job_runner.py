@@ -1,9 +1,17 @@
 """Running indexing jobs inside the server: one at a time, in a background thread, so requests
-(and searches) are never blocked. Cancelling sets a flag the indexer checks between batches."""
+(and searches) are never blocked. Cancelling sets a flag the indexer checks between batches.
+
+Only folders inside `PIXSEEK_ALLOWED_ROOTS` may be indexed this way (resolved, so a symlink
+cannot lead out); none when it is unset. The CLI does not come through here and is not limited.
+
+Stopping the server stops a running job at its next batch (everything embedded so far is
+durable) and notes it on the job row; the next server start submits the same work again as a
+new job, which embeds only what was left, so an upgrade or restart does not lose a long run."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,13 +20,39 @@ from pathlib import Path
 from indexer.jobs import job_args, run_index_job
 from search.catalog import Catalog, JobInfo
 from search.catalog.schema import JobState
-from search.errors import InputError, PixseekError
+from search.errors import ForbiddenError, InputError, PixseekError
 from search.job_schemas import JobRequest
 from search.settings import Settings
 
-__all__ = ["JobRunner"]
+__all__ = ["SHUTDOWN_NOTE", "JobRunner", "check_allowed_root"]
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_NOTE = "interrupted: the server stopped; it resumes when the server starts again"
+_RESUMED_NOTE = "interrupted: the server stopped; job {job_id} resumed the work"
+
+
+def check_allowed_root(path: Path, allowed_roots: list[Path]) -> None:
+    """Raise `ForbiddenError` unless `path` resolves (symlinks followed) inside one of
+    `allowed_roots` (resolved too). Checked before the path's existence, so the API cannot be
+    used to probe which paths exist outside the roots."""
+    if not allowed_roots:
+        raise ForbiddenError(
+            "Indexing through the API is off: PIXSEEK_ALLOWED_ROOTS is not set. Set it to the "
+            "folders the API may index (e.g. PIXSEEK_ALLOWED_ROOTS=/photos), or run "
+            "`pixseek index PATH` on the server."
+        )
+    real = os.path.realpath(path)
+    for root in allowed_roots:
+        real_root = os.path.realpath(root.expanduser())
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            return
+    listed = os.pathsep.join(str(root) for root in allowed_roots)
+    raise ForbiddenError(
+        f"{str(path)!r} is outside the folders the API may index (PIXSEEK_ALLOWED_ROOTS="
+        f"{listed}), or a symlink leads out of them. Index a folder inside them, or add this "
+        "one to PIXSEEK_ALLOWED_ROOTS."
+    )
 
 
 class JobRunner:
@@ -30,13 +64,16 @@ class JobRunner:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixseek-job")
         self._stop_flags: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
+        self._stopping = False
 
     def submit(self, request: JobRequest) -> JobInfo:
+        """Queue an indexing job for `request.path` (absolute, inside the allowed roots)."""
         path = Path(request.path).expanduser()
         if not path.is_absolute():
             raise InputError(
                 f"path {request.path!r} must be absolute (it is a path on the server)."
             )
+        check_allowed_root(path, self.settings.allowed_roots)
         if not path.exists():
             raise InputError(f"path {request.path!r} does not exist on the server.")
         job_id = self.catalog.create_job(
@@ -50,9 +87,13 @@ class JobRunner:
 
     def _run(self, job_id: int, path: Path, request: JobRequest, flag: threading.Event) -> None:
         try:
-            if flag.is_set() or not self.catalog.start_job(job_id):
+            if flag.is_set():
+                if self._stopping and self.catalog.cancel_queued_job(job_id):
+                    self.catalog.finish_job(job_id, JobState.CANCELLED, error=SHUTDOWN_NOTE)
                 return
-            run_index_job(
+            if not self.catalog.start_job(job_id):
+                return
+            report = run_index_job(
                 self.settings,
                 self.catalog,
                 job_id,
@@ -61,6 +102,8 @@ class JobRunner:
                 model_spec=request.model,
                 should_stop=flag.is_set,
             )
+            if report.cancelled and self._stopping:
+                self._note_interrupted(job_id)
         except PixseekError as exc:
             log.info("job %s failed: %s", job_id, exc)
         except Exception:  # recorded on the job row by run_index_job; keep the worker alive
@@ -94,8 +137,54 @@ class JobRunner:
                 time.sleep(0.1)
         return self.catalog.get_job(job_id)
 
+    def _note_interrupted(self, job_id: int) -> None:
+        """Keep the job's counts and state (cancelled), and say that a restart resumes it."""
+        job = self.catalog.get_job(job_id)
+        counts = {"done": job.done, "total": job.total, "failed": job.failed, "rate": job.rate}
+        self.catalog.finish_job(
+            job_id, JobState.CANCELLED, error=SHUTDOWN_NOTE, errors=job.errors, counts=counts
+        )
+        log.info(
+            "job %s stopped with the server at %d/%d; it resumes at the next start",
+            job_id,
+            job.done,
+            job.total,
+        )
+
+    def resume_interrupted(self) -> list[int]:
+        """Submit again the jobs a previous server stopped (`SHUTDOWN_NOTE`); returns the new
+        job ids. Each old row then names the job that took its work over."""
+        resumed = []
+        for job in reversed(self.catalog.list_jobs(500)):
+            if job.state != JobState.CANCELLED or job.error != SHUTDOWN_NOTE:
+                continue
+            paths = job.args.get("paths") or []
+            if job.kind != "index" or len(paths) != 1:
+                continue
+            request = JobRequest(
+                path=str(paths[0]),
+                collection=job.args.get("collection") or "default",
+                model=job.args.get("model"),
+            )
+            try:
+                new = self.submit(request)
+            except PixseekError as exc:  # the folder is gone, or no longer allowed
+                log.warning("job %s cannot resume: %s", job.id, exc)
+                self.catalog.finish_job(job.id, JobState.CANCELLED, error=f"not resumed: {exc}")
+                continue
+            self.catalog.finish_job(
+                job.id, JobState.CANCELLED, error=_RESUMED_NOTE.format(job_id=new.id)
+            )
+            resumed.append(new.id)
+        if resumed:
+            log.info("resumed %d interrupted job(s): %s", len(resumed), resumed)
+        return resumed
+
     def shutdown(self) -> None:
+        """Stop running and queued jobs at their next batch and wait for them; both are noted
+        as interrupted and `resume_interrupted` takes them up at the next start."""
         with self._lock:
+            self._stopping = True
             for flag in self._stop_flags.values():
                 flag.set()
         self._executor.shutdown(wait=True, cancel_futures=False)

@@ -27,6 +27,7 @@ from indexer.options import IndexOptions, ProgressCallback
 from indexer.records import Reconciliation
 from indexer.report import IndexReport
 from indexer.sources import PruneScope, expand_inputs
+from indexer.stages.backfill import backfill_metadata
 from indexer.stages.collection import CollectionEncoder, open_collection
 from indexer.stages.embed import embed_pending
 from indexer.stages.index_files import catch_up_index, compact_if_wasteful
@@ -76,7 +77,7 @@ def _index_under_lock(
     run.report.seen, run.report.unchanged = found.seen, found.unchanged
     gone = vanished(known, found.seen_keys, PruneScope(roots)) if run.options.prune else []
     if not (found.new or found.changed or gone or has_waiting(found, known)):
-        tag_what_is_untagged(run, encoder)
+        _enrich(run, encoder, found)
         return
     # From here until the final save the FAISS file lags the catalog; mark it so that a
     # crash in between makes the next writer rebuild it from the vector store.
@@ -87,6 +88,13 @@ def _index_under_lock(
         embed_pending(run, index, encoder.get(), pending)
     run.store.save_index(index)
     compact_if_wasteful(run.store, index)
+    if not run.report.cancelled:
+        _enrich(run, encoder, found)
+
+
+def _enrich(run: Run, encoder: CollectionEncoder, found: Reconciliation) -> None:
+    """After embedding: metadata for older rows (header reads), then tags (from the vectors)."""
+    backfill_metadata(run, found.seen_keys)
     if not run.report.cancelled:
         tag_what_is_untagged(run, encoder)
 

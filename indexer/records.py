@@ -23,7 +23,13 @@ from typing import Any
 
 import torch
 
-from search.catalog.records import ChangedImage, EmbeddedImage, FailedImage, NewImage
+from search.catalog.records import (
+    ChangedImage,
+    EmbeddedImage,
+    FailedImage,
+    ImageMetadata,
+    NewImage,
+)
 from search.images.paths import encode_path
 from search.images.source import archive_member_path
 
@@ -102,11 +108,16 @@ class UndecodedJpeg:
     content_hash: str | None = None
     data: torch.Tensor | None = None  # the file's bytes as uint8
     span: tuple[int, int] | None = None
+    metadata: ImageMetadata | None = None  # taken time, camera, file type (from the header)
 
     def embedded(self) -> EmbeddedImage:
         """What the catalog records about this file once it is embedded."""
         return EmbeddedImage(
-            id=self.id, width=self.width, height=self.height, content_hash=self.content_hash
+            id=self.id,
+            width=self.width,
+            height=self.height,
+            content_hash=self.content_hash,
+            metadata=self.metadata,
         )
 
 

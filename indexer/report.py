@@ -27,6 +27,7 @@ class IndexReport:
     removed: int = 0
     reused: int = 0
     tagged: int = 0  # images tagged after embedding (those the embedding batches could not tag)
+    metadata_backfilled: int = 0  # older rows given taken time, camera, file type (no re-embed)
     seconds: float = 0.0
     cancelled: bool = False
     jpeg_decode: str | None = None  # where JPEGs were decoded (workers, device); None: none were
@@ -56,6 +57,7 @@ class IndexReport:
             "removed": self.removed,
             "reused": self.reused,
             "tagged": self.tagged,
+            "metadata_backfilled": self.metadata_backfilled,
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 2),
             "cancelled": self.cancelled,

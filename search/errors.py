@@ -10,6 +10,9 @@ Hierarchy::
     │   └── SchemaOutOfDateError the catalog needs `pixseek db upgrade`
     ├── NotFoundError            an image id, collection or file that does not exist
     ├── InputError               a query, upload or path given by the user is unusable
+    │   └── TooLargeError        an upload or request body over its size limit
+    ├── ForbiddenError           a request this server's settings do not allow (a path outside
+    │                            PIXSEEK_ALLOWED_ROOTS, a file that left its collection's root)
     ├── IndexLockedError         another process is writing to the same collection
     └── StorageError             the data directory cannot be written (read-only, no permission)
         └── DiskFullError        no space left on the disk of a file pixseek was writing
@@ -27,6 +30,7 @@ __all__ = [
     "CatalogError",
     "ConfigError",
     "DiskFullError",
+    "ForbiddenError",
     "IndexLockedError",
     "InputError",
     "ModelError",
@@ -35,6 +39,7 @@ __all__ = [
     "PixseekError",
     "SchemaOutOfDateError",
     "StorageError",
+    "TooLargeError",
 ]
 
 
@@ -91,6 +96,20 @@ class InputError(PixseekError):
 
     http_status = 400
     code = "bad_input"
+
+
+class TooLargeError(InputError):
+    """An upload or request body over its size limit (PIXSEEK_MAX_UPLOAD_BYTES)."""
+
+    http_status = 413
+    code = "too_large"
+
+
+class ForbiddenError(PixseekError):
+    """A request the server's settings do not allow; the message names the setting."""
+
+    http_status = 403
+    code = "forbidden"
 
 
 class IndexLockedError(PixseekError):

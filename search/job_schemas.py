@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from search.catalog import JobInfo
+from search.timestamps import UtcDateTime
 
 __all__ = ["JobRequest", "JobResponse"]
 
@@ -42,9 +42,9 @@ class JobResponse(BaseModel):
         default_factory=list, description="First failures: path and reason."
     )
     args: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: UtcDateTime = Field(description="When the job was created (UTC).")
+    started_at: UtcDateTime | None = None
+    finished_at: UtcDateTime | None = None
 
     @classmethod
     def from_info(cls, info: JobInfo) -> JobResponse:

@@ -9,30 +9,48 @@ declared on it, once. The result models carry ids and data only: the web layer a
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from search.errors import InputError
+from search.timestamps import UtcDateTime
 
 __all__ = [
     "MAX_K",
+    "MAX_LIMIT",
     "MAX_QUERY_CHARS",
     "MAX_QUESTION_CHARS",
     "MAX_RERANK_K",
     "MAX_TAG_CHARS",
+    "MAX_TERMS",
     "SEARCH_MODES",
     "AnswerResponse",
     "AskRequest",
     "CollectionStats",
     "DuplicateGroup",
     "DuplicatesResponse",
+    "FacetCount",
+    "FacetsResponse",
     "ImageDetail",
+    "Orientation",
+    "QueryTerm",
     "ResultCount",
+    "SearchFilters",
     "SearchMode",
+    "SearchOptions",
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
+    "SortOrder",
     "StatsResponse",
     "Tag",
     "parse_search_request",
@@ -43,18 +61,137 @@ MAX_RERANK_K = 512
 MAX_QUERY_CHARS = 1000
 MAX_TAG_CHARS = 200
 MAX_QUESTION_CHARS = 300
+MAX_LIMIT = 200  # one page of results
+MAX_TERMS = 16  # terms of one query-arithmetic expression
+MAX_FILTER_VALUES = 32  # values of one repeatable filter (tag, any_tag, file_type)
 
 SearchMode = Literal["vector", "text", "hybrid"]
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+SortOrder = Literal["relevance", "date_desc", "date_asc"]
+Orientation = Literal["landscape", "portrait", "square"]
+FilterValues = Annotated[list[str], Field(max_length=MAX_FILTER_VALUES)]
 
 ResultCount = Annotated[int, Field(ge=1, le=MAX_K)]
 """A number of results: what `SearchRequest.k` accepts, for routes that take only k."""
 
 
-class SearchRequest(BaseModel):
-    """One search: a text query, or an image id, or (with image bytes passed alongside) an
-    example image, plus the options that shape the answer. Validation here is the only place
-    the limits live; the engine trusts a built request."""
+class SearchFilters(BaseModel):
+    """Exact metadata filters: a result always matches every one given, and a filtered query
+    returns k results whenever k matching images exist. Each is None (or empty) when not given.
+    The catalog turns them into SQL (`search.catalog.filters`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    folder: str | None = Field(
+        default=None,
+        max_length=MAX_QUERY_CHARS,
+        description="Only images under this folder (a directory as paths are shown in results, "
+        "e.g. /photos/2024/rome; every level below it is included).",
+    )
+    date_from: date | None = Field(
+        default=None,
+        description="Only images taken on or after this day (ISO date, inclusive). The taken date "
+        "is EXIF DateTimeOriginal, else the file's modification time (`taken_at_source`).",
+    )
+    date_to: date | None = Field(
+        default=None,
+        description="Only images taken on or before this day (ISO date, inclusive).",
+    )
+    camera: str | None = Field(
+        default=None,
+        max_length=MAX_TAG_CHARS,
+        description="Only images whose EXIF camera Make or Model contains this text "
+        "(case-insensitive), e.g. canon or 'EOS R5'.",
+    )
+    tag: FilterValues = Field(
+        default_factory=list,
+        description="Only images with every one of these zero-shot tags (repeatable).",
+    )
+    any_tag: FilterValues = Field(
+        default_factory=list,
+        description="Only images with at least one of these zero-shot tags (repeatable).",
+    )
+    min_width: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Only images at least this many pixels wide."
+    )
+    max_width: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Only images at most this many pixels wide."
+    )
+    min_height: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Only images at least this many pixels high."
+    )
+    max_height: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Only images at most this many pixels high."
+    )
+    min_megapixels: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="Only images of at least this many megapixels (width*height/1e6)."
+    )
+    max_megapixels: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="Only images of at most this many megapixels."
+    )
+    orientation: Orientation | None = Field(
+        default=None,
+        description="Only landscape (wider than high), portrait (higher than wide) or square "
+        "images (after EXIF rotation).",
+    )
+    file_type: FilterValues = Field(
+        default_factory=list,
+        description="Only these file types (repeatable): jpeg, png, webp, gif, tiff, bmp, heif, "
+        "as sniffed from the content at index time.",
+    )
+    has_caption: bool | None = Field(
+        default=None,
+        description="true: only images with a caption; false: only images without one.",
+    )
+
+    @field_validator("folder", "camera", mode="before")
+    @classmethod
+    def _blank_filter_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("tag", "any_tag", "file_type", mode="before")
+    @classmethod
+    def _drop_blank_values(cls, value: Any) -> Any:
+        """A single value is a one-item list; blank values (an empty form field) are dropped."""
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [v.strip() if isinstance(v, str) else v for v in value if v != "" and v != " "]
+        return value
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> SearchFilters:
+        for low, high in (
+            ("date_from", "date_to"),
+            ("min_width", "max_width"),
+            ("min_height", "max_height"),
+            ("min_megapixels", "max_megapixels"),
+        ):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{low} ({lo}) is after {high} ({hi}): nothing can match")
+        return self
+
+    def filters(self) -> SearchFilters:
+        """Only the filter fields (a `SearchRequest` is a `SearchFilters` plus the rest)."""
+        return SearchFilters.model_validate(
+            {name: getattr(self, name) for name in SearchFilters.model_fields}
+        )
+
+    @property
+    def has_filters(self) -> bool:
+        """Whether any filter narrows the search (besides the collection)."""
+        return any(getattr(self, name) not in (None, []) for name in SearchFilters.model_fields)
+
+
+class SearchOptions(SearchFilters):
+    """Every option of a search that fits in a URL or a form: a text query (with query
+    arithmetic), or an image id, plus filters, cutoff, order and paging. Validation here is the
+    only place the limits live; the engine trusts a built request."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
@@ -62,16 +199,32 @@ class SearchRequest(BaseModel):
         default=None,
         validation_alias="q",
         max_length=MAX_QUERY_CHARS,
-        description="Text query (blanks at either end are dropped). A search needs one of a "
-        "text query, an image_id or an example image.",
+        description="Text query (blanks at either end are dropped). Query arithmetic: terms "
+        "joined by ' + ' and ' - ', each optionally weighted 'W:' (a number), and 'id:N' names a "
+        "catalog image, e.g. 'beach + 2:sunset - people' or 'id:42 - snow'. Quotes keep a "
+        'literal " + ", " - " or "2:" inside a term ("a clock at 10:30"). A search needs one of '
+        "a text query, an image_id or an example image.",
     )
     image_id: int | None = Field(
         default=None,
+        ge=1,
+        le=2**63 - 1,
         description="Find images like this catalog image instead of a text query.",
     )
     k: ResultCount | None = Field(
         default=None,
-        description="Number of results (default PIXSEEK_DEFAULT_K).",
+        description="Size of the result set over all pages: the top k (default PIXSEEK_DEFAULT_K; "
+        f"with min_score or cutoff, {MAX_K}, and the cutoff decides).",
+    )
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] | None = Field(
+        default=None,
+        description="Results per page (default: k, or PIXSEEK_DEFAULT_K with a cutoff). "
+        "next_cursor in the response fetches the next page.",
+    )
+    cursor: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The next_cursor of the previous page of the same search.",
     )
     collection: str | None = Field(default=None, description="Only this collection (default: all).")
     model: str | None = Field(
@@ -96,10 +249,20 @@ class SearchRequest(BaseModel):
         default=None,
         description="Candidates to rerank (default PIXSEEK_RERANK_K, else 128 on CUDA, 16 on CPU).",
     )
-    tag: str | None = Field(
+    min_score: Annotated[float, Field(ge=-1, le=1)] | None = Field(
         default=None,
-        max_length=MAX_TAG_CHARS,
-        description="Only images with this tag.",
+        description="Keep only results whose CLIP cosine similarity is at least this.",
+    )
+    cutoff: Literal["auto"] | None = Field(
+        default=None,
+        description="auto: keep the results that stand out from this collection's background "
+        "for this query (a per-query cutoff; see the README); the response's cutoff_score says "
+        "where the cut fell.",
+    )
+    sort: SortOrder = Field(
+        default="relevance",
+        description="relevance (best first), or the result set ordered by taken date: "
+        "date_desc (newest first) or date_asc.",
     )
 
     @field_validator("query", mode="before")
@@ -109,13 +272,53 @@ class SearchRequest(BaseModel):
         query stays "" and the engine says it is empty (a page re-shows its form then)."""
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("collection", "model", "tag", mode="before")
+    @field_validator("collection", "model", "cursor", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
-        """An empty form field ("all collections", no tag) means "not given"."""
+        """An empty form field ("all collections", no cursor) means "not given"."""
         if isinstance(value, str):
             return value.strip() or None
         return value
+
+
+class QueryTerm(BaseModel):
+    """One weighted term of a query-arithmetic expression: a text or a catalog image."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_CHARS)
+    image_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    weight: float = Field(
+        default=1.0,
+        description="Multiplies the term's normalised vector; negative subtracts it.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> QueryTerm:
+        if (self.text is None) == (self.image_id is None):
+            raise ValueError("a term is either a text or an image_id")
+        if self.weight == 0 or self.weight != self.weight or abs(self.weight) > 1e6:
+            raise ValueError(f"weight must be a finite non-zero number, got {self.weight}")
+        return self
+
+
+class SearchRequest(SearchOptions):
+    """One search, as `POST /api/search` takes it: every option, plus `terms`, the JSON form of
+    query arithmetic (instead of `q`)."""
+
+    terms: Annotated[list[QueryTerm], Field(min_length=1, max_length=MAX_TERMS)] | None = Field(
+        default=None,
+        description="Query arithmetic as JSON: the weighted sum of the terms' normalised "
+        "vectors, normalised again, is searched. Instead of q.",
+    )
+
+    @classmethod
+    def from_options(cls, options: SearchOptions) -> SearchRequest:
+        """The request of options read from a URL or a form (the fields they set stay set, so
+        a clash check or a fingerprint sees the same thing)."""
+        return cls.model_validate(
+            {name: getattr(options, name) for name in options.model_fields_set}
+        )
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -171,15 +374,59 @@ class SearchResult(BaseModel):
     height: int | None = None
     caption: str | None = None
     tags: list[Tag] = Field(default_factory=list)
+    taken_at: UtcDateTime | None = Field(
+        default=None,
+        description="When the photo was taken (ISO 8601, UTC offset when known): EXIF "
+        "DateTimeOriginal, else the file's modification time; taken_at_source says which.",
+    )
+    taken_at_source: Literal["exif", "mtime"] | None = None
+    camera: str | None = Field(default=None, description="EXIF camera make and model.")
+    above_cutoff: bool | None = Field(
+        default=None,
+        description="With min_score or cutoff: whether this result is above the cut (results "
+        "below it are not returned; this is always true then). Null without a cutoff.",
+    )
 
 
 class SearchResponse(BaseModel):
-    """The answer to a `SearchRequest`: results best first, and where the time went."""
+    """The answer to a `SearchRequest`: one page of results (best first, or by date), and where
+    the time went."""
 
     query: str | None = Field(default=None, description="The text query, if any.")
-    k: int
+    k: int = Field(description="The size the result set was capped at.")
+    total: int = Field(
+        default=0,
+        description="Results in the whole result set (over all pages), after filters and cutoff.",
+    )
     results: list[SearchResult]
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as cursor (with the same search) for the next page; null on the last.",
+    )
+    cutoff_score: float | None = Field(
+        default=None,
+        description="With min_score or cutoff=auto: the CLIP score at which the results were cut.",
+    )
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
+
+
+class FacetCount(BaseModel):
+    """One value of a facet and how many matching images have it."""
+
+    value: str
+    count: int
+
+
+class FacetsResponse(BaseModel):
+    """Counts of the images matching a filter set, per collection, year, camera and tag (the
+    most frequent tags), for filter chips."""
+
+    total: int = Field(description="Images matching the filters.")
+    collections: list[FacetCount]
+    years: list[FacetCount]
+    cameras: list[FacetCount]
+    tags: list[FacetCount]
+    file_types: list[FacetCount] = Field(default_factory=list)
 
 
 class ImageDetail(BaseModel):

@@ -7,12 +7,14 @@ environment variables. Nothing reads the environment at import time, so tests bu
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from platformdirs import user_cache_path, user_data_path
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
@@ -49,8 +51,9 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         default="default",
-        description="Encoder for new collections: a preset (default, quality, cpu, tiny-test), "
-        "MODEL/PRETRAINED, MODEL/path/to/checkpoint, local-dir:PATH or hf-hub:ORG/REPO.",
+        description="Encoder for new collections: a preset (default, quality, cpu, multilingual, "
+        "multilingual-siglip, tiny-test), MODEL/PRETRAINED, MODEL/path/to/checkpoint, "
+        "local-dir:PATH or hf-hub:ORG/REPO.",
     )
     reranker: str = Field(
         default="default",
@@ -106,10 +109,37 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(
         default=None,
-        description="When set, write/admin API routes need 'Authorization: Bearer <token>'.",
+        description="Write/admin API routes (start and cancel indexing jobs) need "
+        "'Authorization: Bearer <token>'. Unset: they answer only requests from this machine to "
+        "a loopback address, and `pixseek serve` refuses a network address.",
+    )
+    read_token: str | None = Field(
+        default=None,
+        description="When set, read routes (search, images, stats, pages, /metrics) need "
+        "'Authorization: Bearer <token>' (or the admin token); a browser may give it as the "
+        "password of HTTP Basic auth. Unset: read access is public.",
+    )
+    insecure_no_auth: bool = Field(
+        default=False,
+        description="Open the admin routes to every client when no admin token is set "
+        "(`pixseek serve --insecure-no-auth`). Only for a trusted network.",
+    )
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders the API may index (POST /api/jobs), separated by the path "
+        "separator (':' on Linux) or as a JSON list. Unset: none through the API; the CLI is "
+        "never restricted.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (CORS), comma-separated or "
+        "a JSON list, e.g. https://photos.example.org. Unset: CORS is off.",
     )
     max_upload_bytes: int = Field(
-        default=20 * 1024 * 1024, ge=1024, description="Largest accepted upload."
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted upload, in bytes; a larger request body is refused with "
+        "413 before it is read.",
     )
     max_upload_pixels: int = Field(
         default=64_000_000,
@@ -135,6 +165,26 @@ class Settings(BaseSettings):
     default_k: int = Field(
         default=24, ge=1, le=1000, description="Results per query when k is not given."
     )
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        """`/photos:/srv/pics` (the PATH convention) or a JSON list, from the environment."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """`https://a.example,https://b.example` or a JSON list, from the environment."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
 
     def resolved_database_url(self) -> str:
         """The catalog URL: the configured one, or the SQLite file inside the data directory."""

@@ -98,7 +98,9 @@ def test_errors_have_one_shape(
     response = getattr(client, method)(url, **kwargs)
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"status", "code", "message"}
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"status", "code", "message", "request_id"}
+    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
     assert body["error"]["status"] == status and body["error"]["code"] == code
     assert body["error"]["message"]
 
@@ -163,7 +165,7 @@ def test_upload_limits(client: TestClient) -> None:
     response = client.post(
         "/api/search/image", files={"file": ("big.png", too_many_bytes, "image/png")}
     )
-    assert response.status_code == 400 and "limit" in response.json()["error"]["message"]
+    assert response.status_code == 413 and "limit" in response.json()["error"]["message"]
     too_many_pixels = _png((1200, 1000))
     assert len(too_many_pixels) < 200_000
     response = client.post(

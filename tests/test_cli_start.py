@@ -129,11 +129,11 @@ def test_search_says_what_is_missing(tmp_path: Path) -> None:
     neither = runner.invoke(app, ["search"], env=env)
     assert neither.exit_code == 2
     assert "neither a QUERY nor --image PATH was given" in " ".join(neither.output.split())
-    picture = tmp_path / "query.png"
-    picture.write_bytes(b"")
-    both = runner.invoke(app, ["search", "red", "--image", str(picture)], env=env)
-    assert both.exit_code == 2
-    assert "both a QUERY ('red') and --image" in " ".join(both.output.split())
+    server_and_local = runner.invoke(
+        app, ["search", "red", "--server", "http://127.0.0.1:1", "--local"], env=env
+    )
+    assert server_and_local.exit_code == 2
+    assert "--server and --local were both given" in " ".join(server_and_local.output.split())
 
 
 def test_db_current_names_the_revision(tmp_path: Path) -> None:

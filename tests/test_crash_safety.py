@@ -449,7 +449,12 @@ def test_sigkill_of_the_server_during_an_api_job_then_resume(
     """An API job decodes in *spawned* workers (it runs in a server thread); killing the server
     must take them along too, and a new server's job resumes the work."""
     corpus = draw_corpus(tmp_path / "corpus", 400)
-    env = crash_env(settings, PIXSEEK_TAGS="false", PIXSEEK_BATCH_SIZE="2")
+    env = crash_env(
+        settings,
+        PIXSEEK_TAGS="false",
+        PIXSEEK_BATCH_SIZE="2",
+        PIXSEEK_ALLOWED_ROOTS=str(corpus.root),  # the API indexes nothing outside these
+    )
     subprocess.run(_pixseek("db", "upgrade"), env=env, check=True, capture_output=True)
     server, port = _serve(env, tmp_path / "server-1.log")
     vectors = settings.data_dir / "collections" / "1" / "vectors"

@@ -26,6 +26,7 @@ from search.catalog import open_catalog
 from search.catalog.records import EmbeddedImage, FailedImage
 from search.errors import ConfigError
 from search.images.decode import PlainJpeg, decode_bytes, plain_jpeg_header
+from search.images.metadata import ImageMetadata
 from search.images.paths import decode_path
 from search.models import load_encoder
 from search.models.pixel_transform import PixelTransform
@@ -112,7 +113,7 @@ def test_only_plain_complete_jpegs_go_to_the_device() -> None:
     picture = _noise((120, 40))
     rotated = _jpeg(picture, exif=_exif_orientation(6))
     assert plain_jpeg_header(rotated, max_pixels=10**6) == PlainJpeg(
-        width=40, height=120, orientation=6
+        width=40, height=120, orientation=6, metadata=ImageMetadata(file_type="jpeg")
     )
     assert plain_jpeg_header(_jpeg(picture.convert("L")), max_pixels=10**6) is not None
     refused = {

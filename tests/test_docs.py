@@ -42,25 +42,6 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert "\nmake test\n" in ci
 
 
-def test_compose_file_services_share_data_and_photos() -> None:
-    import yaml
-
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert {"postgres", "api", "indexer", "indexer-gpu"} <= set(services)
-    for name in ("api", "indexer", "indexer-gpu"):
-        volumes = services[name]["volumes"]
-        assert "pixseek-data:/data" in volumes and any(v.endswith(":/photos:ro") for v in volumes)
-        assert services[name]["environment"]["PIXSEEK_DATABASE_URL"].startswith(
-            "postgresql+psycopg://"
-        )
-        assert "pixseek db upgrade" in " ".join(services[name]["command"])
-    assert (
-        services["indexer-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"]
-        == "nvidia"
-    )
-
-
 @pytest.fixture
 def docs_server(tmp_path: Path) -> Iterator[str]:
     """The real app under uvicorn on a free local port, over an empty catalog (the docs need no
@@ -76,7 +57,7 @@ def docs_server(tmp_path: Path) -> Iterator[str]:
     thread.start()
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 120  # generous: a busy machine starts slowly
         while not _answers(base_url + "/healthz"):
             assert thread.is_alive(), "uvicorn stopped before /healthz answered (see the log)"
             assert time.monotonic() < deadline, f"{base_url}/healthz did not answer within 15 s"

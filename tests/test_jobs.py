@@ -40,8 +40,18 @@ def _many_images(root: Path, count: int) -> Path:
     return root
 
 
+def _local_client(settings: Settings) -> TestClient:
+    """A client that reaches the app as a browser or script on the server's own machine does
+    (127.0.0.1 to 127.0.0.1): with no admin token, only such requests may use admin routes."""
+    return TestClient(
+        create_app(settings), base_url="http://127.0.0.1:8000", client=("127.0.0.1", 50000)
+    )
+
+
 def test_jobs_api_needs_the_token_runs_and_reports(settings: Settings, photo_set: PhotoSet) -> None:
-    settings = settings.model_copy(update={"admin_token": TOKEN})
+    settings = settings.model_copy(
+        update={"admin_token": TOKEN, "allowed_roots": [photo_set.root.parent]}
+    )
     if not settings.resolved_database_url().startswith("sqlite"):
         Cli(settings)("db", "upgrade")
     with TestClient(create_app(settings)) as client:
@@ -70,7 +80,8 @@ def test_jobs_api_needs_the_token_runs_and_reports(settings: Settings, photo_set
             == 200
         )
 
-        bad = client.post("/api/jobs", json={"path": "/no/such/folder"}, headers=AUTH)
+        missing = str(photo_set.root.parent / "no-such-folder")
+        bad = client.post("/api/jobs", json={"path": missing}, headers=AUTH)
         assert bad.status_code == 400 and "does not exist" in bad.json()["error"]["message"]
         assert client.post("/api/jobs/9999/cancel", headers=AUTH).status_code == 404
         assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 401
@@ -81,9 +92,14 @@ def test_jobs_api_needs_the_token_runs_and_reports(settings: Settings, photo_set
 def test_cancelled_job_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     corpus = _many_images(tmp_path / "many", 400)
     settings = Settings(
-        data_dir=tmp_path / "data", model="tiny-test", workers=0, device="cpu", batch_size=2
+        data_dir=tmp_path / "data",
+        model="tiny-test",
+        workers=0,
+        device="cpu",
+        batch_size=2,
+        allowed_roots=[corpus],
     )
-    with TestClient(create_app(settings)) as client:
+    with _local_client(settings) as client:
         job = client.post("/api/jobs", json={"path": str(corpus)}).json()
         running = _wait(client, job["id"], {"running"})
         assert running["state"] == "running"
@@ -125,8 +141,9 @@ def test_server_jobs_decode_in_spawned_worker_processes(
         device="cpu",
         batch_size=4,
         jpeg_decode="device",
+        allowed_roots=[photo_set.root],
     )
-    with TestClient(create_app(settings)) as client:
+    with _local_client(settings) as client:
         job = client.post("/api/jobs", json={"path": str(photo_set.root)}).json()
         done = _wait(client, job["id"], {"done", "failed"})
         assert done["state"] == "done", done

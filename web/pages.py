@@ -6,22 +6,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from search.errors import PixseekError
 from search.job_schemas import JobResponse
 from search.query.engine import SearchEngine
-from search.schemas import SEARCH_MODES, ResultCount, SearchRequest
-from web.deps import Engine, read_upload
-from web.responses import linked_detail, linked_response
+from search.query.terms import QueryImage
+from search.schemas import SEARCH_MODES, ResultCount, SearchOptions, SearchRequest
+from web.deps import Engine, ImageId, read_upload
+from web.responses import SearchResponse, linked_detail, linked_response
+from web.search_page_state import PageState, read_options, validation_message
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
 SIMILAR_ON_DETAIL_PAGE = 12  # neighbours shown under an image when the URL gives no k
+SORT_LABELS = {"relevance": "best match", "date_desc": "newest first", "date_asc": "oldest first"}
 
 
 def _render(
@@ -34,14 +38,14 @@ def _render(
 
 
 def _page_context(
-    engine: SearchEngine, params: SearchRequest | None = None, **values: Any
+    engine: SearchEngine, params: SearchOptions | None = None, **values: Any
 ) -> dict[str, Any]:
     """What every page template gets: the search form's values (from `params`, else
     empty) plus `values`."""
-    params = params or SearchRequest()
+    params = params or SearchOptions()
     context: dict[str, Any] = {
         "query": params.query or "",
-        "k": params.k or engine.settings.default_k,
+        "k": params.k or "",
         "collection": params.collection or "",
         "collections": [c.name for c in engine.catalog.list_collections()],
         "response": None,
@@ -50,43 +54,89 @@ def _page_context(
         "mode": params.mode,
         "modes": SEARCH_MODES,
         "rerank": params.rerank,
-        "tag": params.tag or "",
+        "options": params,
+        "state": PageState(params, False, engine.settings.default_k),
+        "sorts": SORT_LABELS,
+        "facets": None,
+        "image_search": False,
     }
     context.update(values)
     return context
 
 
+def _search_context(
+    engine: SearchEngine, state: PageState, response: SearchResponse | None
+) -> dict[str, Any]:
+    """The search page's data: the form, the chips and facets of the filter set, the results
+    and the links to their next page."""
+    context = _page_context(engine, state.options, state=state, response=response)
+    if state.options.cursor is None:  # a later page (infinite scroll) needs no facets
+        try:
+            context["facets"] = state.facet_links(engine.facets(state.options))
+        except PixseekError:
+            context["facets"] = None  # an unknown collection: the search says so
+    if response is not None and response.next_cursor:
+        context["next_page"] = state.next_page_url(response.next_cursor)
+        context["next_api"] = state.api_url(response.next_cursor)
+        context["next_cursor"] = response.next_cursor
+    return context
+
+
+def _read_state(engine: SearchEngine, pairs: Any) -> tuple[PageState | None, str | None]:
+    """The page state of a query string or form, or the message naming the bad option."""
+    values, scores = read_options(pairs)
+    try:
+        options = SearchOptions.model_validate(values)
+    except ValidationError as exc:
+        return None, validation_message(exc)
+    return PageState(options, scores, engine.settings.default_k), None
+
+
 @router.get("/", response_class=HTMLResponse)
-def search_page(
-    request: Request, engine: Engine, params: Annotated[SearchRequest, Query()]
-) -> Response:
-    context = _page_context(engine, params)
-    status = 200
-    if params.query is not None or params.image_id is not None:
-        try:  # a submitted blank query gets the engine's message, on the search page
-            context["response"] = linked_response(engine.search(params))
+def search_page(request: Request, engine: Engine) -> Response:
+    """Search by text (with query arithmetic) or by image id, with filters as chips, the
+    page's default cutoff, and the next page as a plain link (`search.js` scrolls it in)."""
+    state, problem = _read_state(engine, request.query_params.multi_items())
+    if state is None:
+        return _render(request, "index.html", _page_context(engine, error=problem), 422)
+    status, response, error = 200, None, None
+    options = state.options
+    if options.query is not None or options.image_id is not None:
+        try:
+            effective = SearchRequest.from_options(state.effective(options.cursor))
+            response = linked_response(engine.search(effective))
         except PixseekError as exc:
-            context["error"], status = str(exc), exc.http_status
+            error, status = str(exc), exc.http_status
+    context = _search_context(engine, state, response)
+    context["error"] = error
     return _render(request, "index.html", context, status)
 
 
 @router.post("/search/image", response_class=HTMLResponse)
 async def search_image_page(
-    request: Request,
-    engine: Engine,
-    file: Annotated[UploadFile, File()],
-    params: Annotated[SearchRequest, Form()],
+    request: Request, engine: Engine, file: Annotated[list[UploadFile], File()]
 ) -> Response:
-    context = _page_context(engine, params, query_image=file.filename or "uploaded image")
-    status = 200
+    """Search by example images (repeated `file` parts) plus an optional `q`, with the same
+    options as the search page; `search.js` posts here on a drop, a paste or a file pick and
+    posts again with `cursor` for the next page."""
+    form = await request.form()  # parsed once: FastAPI read it for `file` and closes it
+    state, problem = _read_state(engine, form.multi_items())
+    if state is None:
+        return _render(request, "index.html", _page_context(engine, error=problem), 422)
+    status, response, error = 200, None, None
     try:
-        data = await read_upload(request, file, engine)
-        response = await run_in_threadpool(
-            engine.search, params, data, source=f"upload {file.filename!r}"
-        )
-        context["response"] = linked_response(response)
+        images = [
+            QueryImage(await read_upload(request, f, engine), f"upload {f.filename!r}")
+            for f in file
+        ]
+        wanted = SearchRequest.from_options(state.effective(state.options.cursor))
+        found = await run_in_threadpool(engine.search, wanted, images=images)
+        response = linked_response(found)
     except PixseekError as exc:
-        context["error"], status = str(exc), exc.http_status
+        error, status = str(exc), exc.http_status
+    context = _search_context(engine, state, response)
+    names = ", ".join(f.filename or "uploaded image" for f in file)
+    context.update(error=error, query_image=names, image_search=True)
     return _render(request, "index.html", context, status)
 
 
@@ -94,7 +144,7 @@ async def search_image_page(
 def image_page(
     request: Request,
     engine: Engine,
-    image_id: int,
+    image_id: ImageId,
     k: Annotated[ResultCount | None, Query()] = None,
 ) -> Response:
     detail = engine.image_detail(image_id)
@@ -102,7 +152,11 @@ def image_page(
     if detail.status == "embedded":
         wanted = SearchRequest(image_id=image_id, k=k or SIMILAR_ON_DETAIL_PAGE)
         similar = linked_response(engine.search(wanted))
-    context = _page_context(engine, image=linked_detail(detail), response=similar)
+    state = PageState(
+        SearchOptions.model_validate({"q": f"id:{image_id}"}), False, engine.settings.default_k
+    )
+    context = _page_context(engine, image=linked_detail(detail), response=similar, state=state)
+    context["query"] = ""
     return _render(request, "image.html", context)
 
 

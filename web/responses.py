@@ -66,12 +66,9 @@ def _linked_result(result: schemas.SearchResult) -> SearchResult:
 
 def linked_response(response: schemas.SearchResponse) -> SearchResponse:
     """`response` with the file and thumbnail URL of every result."""
-    return SearchResponse(
-        query=response.query,
-        k=response.k,
-        timings=response.timings,
-        results=[_linked_result(result) for result in response.results],
-    )
+    fields = {name: getattr(response, name) for name in schemas.SearchResponse.model_fields}
+    fields["results"] = [_linked_result(result) for result in response.results]
+    return SearchResponse(**fields)
 
 
 def linked_detail(detail: schemas.ImageDetail) -> ImageDetail:

@@ -42,6 +42,7 @@ def undecoded_jpeg(image_id: int, data: bytes, *, max_pixels: int) -> UndecodedJ
         height=header.height,
         orientation=header.orientation,
         content_hash=hash_bytes(data),
+        metadata=header.metadata,
         data=torch.frombuffer(bytearray(data), dtype=torch.uint8),
     )
 
@@ -82,6 +83,7 @@ class _DecodeDataset(Dataset[DecodedSample]):
             width=decoded.width,
             height=decoded.height,
             content_hash=decoded.content_hash,
+            metadata=decoded.metadata,
         )
         return DecodedPixels(image=image, pixels=self.transform(decoded.image))
 

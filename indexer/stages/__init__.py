@@ -6,6 +6,8 @@
 - `scan` and `reconcile`: find the files and sort them into new, changed and unchanged;
 - `reuse`: give new files whose bytes the collection already embedded the existing vector;
 - `embed`: decode, embed and store what is pending, batch by batch, in crash-safe order;
+- `backfill`: read the taken time, camera and file type of older rows from their file headers
+  (no re-embedding);
 - `tagging`: tag what the embedding batches could not tag.
 
 Each stage takes and returns the typed records of `indexer.records` and

@@ -3,7 +3,8 @@ is not decoded or embedded again: its vector is copied under the new id.
 
 Only new files whose size matches an embedded file's are hashed for this, so the fast path of a
 scan stays (path, size, mtime). Copied rows keep the source's tags but not its tagger, so the
-tagging stage looks at them again.
+tagging stage looks at them again; they keep its EXIF metadata (the same bytes), and take
+their own file's mtime as taken time when the picture has no EXIF date.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from search.catalog import Catalog, EmbeddedImage, ImageRecord, KnownImage, NewImage, TagUpdate
-from search.catalog.schema import ImageStatus
+from search.catalog.records import ImageMetadata
+from search.catalog.schema import ImageStatus, TakenAtSource
 from search.images.content_hash import hash_bytes, hash_file
 from search.images.failures import DecodeFailure
 from search.images.paths import decode_path
@@ -90,4 +92,19 @@ def _copied(new_id: int, source: KnownImage, rows: dict[int, ImageRecord]) -> Em
         height=source.height,
         content_hash=source.content_hash,
         tags=tags,
+        metadata=_copied_metadata(record),
+    )
+
+
+def _copied_metadata(record: ImageRecord | None) -> ImageMetadata | None:
+    """The source's metadata for a copy of its bytes (None: never read, the backfill reads the
+    copy's); an mtime taken time is not copied, the copy's own mtime replaces it."""
+    if record is None or record.file_type is None:
+        return None
+    exif_date = record.taken_at if record.taken_at_source == TakenAtSource.EXIF else None
+    return ImageMetadata(
+        file_type=record.file_type,
+        taken_at=exif_date,
+        camera_make=record.camera_make,
+        camera_model=record.camera_model,
     )

@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from search.catalog.filter_queries import FilterQueries
+from search.catalog.image_tags import replace_image_tags
 from search.catalog.job_queries import JobInfo, JobQueries, utcnow
 from search.catalog.migrate import SCHEMA_REVISION, current_revision, upgrade_database
 from search.catalog.records import (
@@ -27,15 +29,19 @@ from search.catalog.records import (
     EmbeddedImage,
     FailedFile,
     FailedImage,
+    ImageMetadata,
     ImageRecord,
     KnownImage,
+    MetadataUpdate,
     NewImage,
     PendingImage,
     Tags,
+    UnreadMetadata,
 )
-from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild
+from search.catalog.schema import Collection, Image, ImageStatus, IndexBuild, TakenAtSource
 from search.catalog.search_text import search_text_for
 from search.errors import CatalogError, NotFoundError, PixseekError, SchemaOutOfDateError
+from search.images.metadata import mtime_as_taken_at
 from search.images.paths import display_path
 from search.storage.storage_errors import disk_full_error, read_only_error
 
@@ -79,7 +85,7 @@ def _create_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
-class Catalog(JobQueries):
+class Catalog(FilterQueries, JobQueries):
     """Queries over the catalog tables. Build with `open_catalog`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -244,6 +250,14 @@ class Catalog(JobQueries):
                 row = rows.get(item.id)
                 if row is not None:
                     _record_embedded(row, item, now)
+            replace_image_tags(
+                s,
+                {
+                    item.id: item.tags.tags
+                    for item in embedded
+                    if item.tags is not None and item.id in rows
+                },
+            )
             for image_id, reason in failed:
                 s.execute(
                     update(Image)
@@ -385,6 +399,7 @@ class Catalog(JobQueries):
                 row.caption, row.caption_model = caption, caption_model
             if tags is not None:
                 row.tags = tags
+                replace_image_tags(s, {image_id: tags})
             row.search_text = search_text_for(row.path, row.caption, row.tags)
             row.updated_at = utcnow()
 
@@ -410,10 +425,39 @@ class Catalog(JobQueries):
             return
         now = utcnow()
         with self.session() as s:
-            for row in s.scalars(select(Image).where(Image.id.in_(list(tags_by_id)))):
+            found = list(s.scalars(select(Image).where(Image.id.in_(list(tags_by_id)))))
+            for row in found:
                 row.tags, row.tags_model = tags_by_id[row.id], tagger
                 row.search_text = search_text_for(row.path, row.caption, row.tags)
                 row.updated_at = now
+            replace_image_tags(s, {row.id: tags_by_id[row.id] for row in found})
+
+    # -- photo metadata (taken time, camera, file type) ----------------------------------------
+
+    def unread_metadata(self, collection_id: int) -> list[UnreadMetadata]:
+        """Embedded rows whose metadata was never read (embedded before revision 0004), in id
+        order: what the indexer's backfill reads from the file headers."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Image.id, Image.path, Image.path_key)
+                .where(
+                    Image.collection_id == collection_id,
+                    Image.status == ImageStatus.EMBEDDED,
+                    Image.file_type.is_(None),
+                )
+                .order_by(Image.id)
+            )
+            return [UnreadMetadata(*r) for r in rows]
+
+    def set_metadata(self, updates: Sequence[MetadataUpdate]) -> None:
+        """Store metadata read from the files (one transaction); a row without an EXIF date
+        takes its file's mtime as its taken time."""
+        if not updates:
+            return
+        by_id = dict(updates)
+        with self.session() as s:
+            for row in s.scalars(select(Image).where(Image.id.in_(list(by_id)))):
+                _record_metadata(row, by_id[row.id])
 
     def backfill_search_text(self, batch: int = 1000) -> int:
         """Fill `search_text` of rows that predate full-text search (once, after an upgrade)."""
@@ -509,6 +553,20 @@ def _record_embedded(row: Image, item: EmbeddedImage, now: datetime) -> None:
     if item.tags is not None:
         row.tags, row.tags_model = item.tags.tags, item.tags.model
         row.search_text = search_text_for(row.path, row.caption, row.tags)
+    if item.metadata is not None:
+        _record_metadata(row, item.metadata)
+
+
+def _record_metadata(row: Image, metadata: ImageMetadata) -> None:
+    """Store what was read from a row's file; without an EXIF date the taken time is the file's
+    mtime (`search.images.metadata`)."""
+    row.file_type = metadata.file_type
+    row.camera_make, row.camera_model = metadata.camera_make, metadata.camera_model
+    if metadata.taken_at is not None:
+        row.taken_at, row.taken_at_source = metadata.taken_at, TakenAtSource.EXIF
+    else:
+        row.taken_at = mtime_as_taken_at(row.mtime)
+        row.taken_at_source = TakenAtSource.MTIME if row.taken_at is not None else None
 
 
 def open_catalog(url: str, *, upgrade: bool = False) -> Catalog:

@@ -10,9 +10,11 @@ are. `search` owns them because the catalog accepts them and `search` never impo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from search.catalog.schema import Image
+from search.images.metadata import ImageMetadata, camera_label
 from search.images.paths import display_path
 
 __all__ = [
@@ -21,12 +23,15 @@ __all__ = [
     "EmbeddedImage",
     "FailedFile",
     "FailedImage",
+    "ImageMetadata",
     "ImageRecord",
     "KnownImage",
+    "MetadataUpdate",
     "NewImage",
     "PendingImage",
     "TagUpdate",
     "Tags",
+    "UnreadMetadata",
 ]
 
 Tags = list[dict[str, Any]]
@@ -87,6 +92,22 @@ class PendingImage(NamedTuple):
     path: str
 
 
+class UnreadMetadata(NamedTuple):
+    """An embedded row whose taken time, camera and file type were never read (it predates
+    them): what the indexer's metadata backfill reads from the file's header."""
+
+    id: int
+    path: str
+    path_key: str
+
+
+class MetadataUpdate(NamedTuple):
+    """Metadata read for a row (`Catalog.set_metadata`)."""
+
+    id: int
+    metadata: ImageMetadata
+
+
 class FailedImage(NamedTuple):
     """A row that cannot be embedded, with the reason stored in the catalog ("kind: detail")."""
 
@@ -120,13 +141,16 @@ class TagUpdate:
 class EmbeddedImage:
     """A row whose vector is durable: what the catalog records when it marks it `embedded`.
 
-    `tags=None` leaves the row's tags as they are (the tagging stage fills them later)."""
+    `tags=None` leaves the row's tags as they are (the tagging stage fills them later);
+    `metadata=None` leaves its taken time, camera and file type as they are. A `metadata`
+    without an EXIF date makes the row's taken time its file's mtime (`taken_at_source`)."""
 
     id: int
     width: int | None = None  # full size after EXIF orientation
     height: int | None = None
     content_hash: str | None = None
     tags: TagUpdate | None = None
+    metadata: ImageMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +171,20 @@ class ImageRecord:
     caption_model: str | None
     tags: list[Any] | None
     tags_model: str | None = None  # the tagger that wrote `tags`; None: not tagged yet
+    taken_at: datetime | None = None  # aware, UTC (`search.images.metadata` says how it is read)
+    taken_at_source: str | None = None  # 'exif' or 'mtime'; None: not read yet (older rows)
+    camera_make: str | None = None
+    camera_model: str | None = None
+    file_type: str | None = None  # jpeg, png, webp, ... as sniffed; None: not read yet
 
     @property
     def display_path(self) -> str:
         return display_path(self.path)
+
+    @property
+    def camera(self) -> str | None:
+        """Make and model as one name (`search.images.metadata.camera_label`)."""
+        return camera_label(self.camera_make, self.camera_model)
 
     @classmethod
     def from_row(cls, row: Image) -> ImageRecord:
@@ -169,4 +203,19 @@ class ImageRecord:
             caption_model=row.caption_model,
             tags=row.tags,
             tags_model=row.tags_model,
+            taken_at=as_utc(row.taken_at),
+            taken_at_source=row.taken_at_source,
+            camera_make=row.camera_make,
+            camera_model=row.camera_model,
+            file_type=row.file_type,
         )
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime: SQLite hands back the naive UTC text it was
+    given, PostgreSQL an aware value in the session's zone."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -21,7 +21,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Collection", "Image", "ImageStatus", "IndexBuild", "Job", "JobState"]
+__all__ = [
+    "Base",
+    "Collection",
+    "Image",
+    "ImageStatus",
+    "ImageTag",
+    "IndexBuild",
+    "Job",
+    "JobState",
+    "TakenAtSource",
+]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -46,6 +56,13 @@ class ImageStatus:
     PENDING = "pending"
     EMBEDDED = "embedded"
     FAILED = "failed"
+
+
+class TakenAtSource:
+    """Where an image's `taken_at` came from (`search.images.metadata`)."""
+
+    EXIF = "exif"  # EXIF DateTimeOriginal
+    MTIME = "mtime"  # the file's modification time: the picture has no EXIF date
 
 
 class JobState:
@@ -79,6 +96,8 @@ class Image(Base):
         UniqueConstraint("collection_id", "path_key"),
         Index("ix_images_collection_id_status", "collection_id", "status"),
         Index("ix_images_content_hash", "content_hash"),
+        # date filters and date sorts within a collection
+        Index("ix_images_collection_id_taken_at", "collection_id", "taken_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -103,8 +122,24 @@ class Image(Base):
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     camera_make: Mapped[str | None] = mapped_column(Text)
     camera_model: Mapped[str | None] = mapped_column(Text)
+    taken_at_source: Mapped[str | None] = mapped_column(String(8))  # TakenAtSource; NULL: unread
+    file_type: Mapped[str | None] = mapped_column(String(16))  # jpeg, png, ...; NULL: unread
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ImageTag(Base):
+    """One zero-shot tag label of an image: `images.tags` (JSON, with scores) as rows, so that
+    tag filters and tag facets are plain indexed SQL on SQLite and PostgreSQL alike. The catalog
+    rewrites an image's rows wherever it writes its `tags` (`search.catalog.image_tags`)."""
+
+    __tablename__ = "image_tags"
+    __table_args__ = (Index("ix_image_tags_label_image_id", "label", "image_id"),)
+
+    image_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    label: Mapped[str] = mapped_column(String(200), primary_key=True)
 
 
 class IndexBuild(Base):

@@ -24,6 +24,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from search.images.content_hash import hash_bytes
 from search.images.failures import DecodeFailure
+from search.images.metadata import ImageMetadata, read_metadata
 from search.images.source import read_image_bytes, read_plain_file
 
 __all__ = [
@@ -71,15 +72,18 @@ class DecodedImage:
     width: int  # full-size width after orientation
     height: int
     content_hash: str
+    metadata: ImageMetadata  # taken time, camera, file type (read while opening)
 
 
 @dataclass(frozen=True)
 class PlainJpeg:
-    """What a JPEG decoder that knows nothing of EXIF needs to be told (`plain_jpeg_header`)."""
+    """What a JPEG decoder that knows nothing of EXIF needs to be told (`plain_jpeg_header`),
+    and what the catalog records of the file."""
 
     width: int  # full-size width after orientation
     height: int
     orientation: int  # EXIF orientation, 1..8 (1 = as stored)
+    metadata: ImageMetadata
 
 
 def plain_jpeg_header(data: bytes, *, max_pixels: int) -> PlainJpeg | None:
@@ -102,6 +106,7 @@ def plain_jpeg_header(data: bytes, *, max_pixels: int) -> PlainJpeg | None:
                     return None
                 width, height = opened.size
                 orientation = opened.getexif().get(0x0112, 1)
+                metadata = read_metadata(opened)
     except Exception:  # noqa: BLE001 - anything odd in the header: let Pillow's path explain it
         return None
     if (
@@ -114,7 +119,7 @@ def plain_jpeg_header(data: bytes, *, max_pixels: int) -> PlainJpeg | None:
         orientation = 1  # Pillow's exif_transpose ignores values outside 1..8 too
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return PlainJpeg(width=width, height=height, orientation=orientation)
+    return PlainJpeg(width=width, height=height, orientation=orientation, metadata=metadata)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -206,9 +211,9 @@ _PILLOW_ERRORS = (
 
 def _open_and_load(
     data: bytes, draft_size: int | None, max_pixels: int | None
-) -> tuple[Image.Image, int, int]:
-    """(RGB image, full-size width, height after orientation) of `data`; Pillow's exceptions
-    propagate."""
+) -> tuple[Image.Image, int, int, ImageMetadata]:
+    """(RGB image, full-size width, height after orientation, metadata) of `data`; Pillow's
+    exceptions propagate."""
     with Image.open(io.BytesIO(data)) as opened:
         width, height = opened.size
         if max_pixels is not None and width * height > max_pixels:
@@ -222,9 +227,10 @@ def _open_and_load(
         orientation = opened.getexif().get(0x0112, 1)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
+        metadata = read_metadata(opened)
         image = _limit_aspect(to_rgb(ImageOps.exif_transpose(opened)))
         image.load()
-    return image, width, height
+    return image, width, height, metadata
 
 
 def _failure_for(exc: BaseException, data: bytes) -> DecodeFailure:
@@ -256,10 +262,12 @@ def decode_bytes(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image, width, height = _open_and_load(data, draft_size, max_pixels)
+            image, width, height, metadata = _open_and_load(data, draft_size, max_pixels)
     except _PILLOW_ERRORS as exc:
         raise _failure_for(exc, data) from exc
-    return DecodedImage(image=image, width=width, height=height, content_hash=content_hash)
+    return DecodedImage(
+        image=image, width=width, height=height, content_hash=content_hash, metadata=metadata
+    )
 
 
 def decode_file(path: Path, *, draft_size: int | None = None) -> DecodedImage:

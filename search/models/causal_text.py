@@ -7,9 +7,16 @@ the padding after it. Running the tower on the batch trimmed to its longest real
 the same vector for a fraction of the work (about a sixth for a 12-token query).
 
 Only models where that argument holds are trimmed: open_clip's `CLIP` with a causal attention
-mask and pooling at the end-of-text token (`argmax` or `eos`) or the first token. Anything else
-(a Hugging Face text tower, `last`-token pooling, no causal mask) returns None and the caller
-runs the model as open_clip does.
+mask and pooling at the end-of-text token (`argmax` or `eos`) or the first token, whose
+tokenizer pads with 0. Anything else runs the whole context as open_clip does, in particular
+the multilingual presets' `CustomTextCLIP` towers:
+
+- `xlm-roberta-base-ViT-B-32`: a transformers XLM-RoBERTa encoder, bidirectional, mean-pooled
+  over the attention mask it derives from the pad id (1; id 0 is the start token, so the
+  "real length" rule here would be wrong for it);
+- `ViT-B-16-SigLIP-i18n-256`: no causal mask and `last` pooling, the output at the final
+  position of the padded context, which every token (padding included) feeds: trimming would
+  change the vector.
 """
 
 from __future__ import annotations

@@ -3,10 +3,13 @@ downloads are switched off, whether the hub answers at all, and the one message 
 family gives when weights are neither cached nor downloadable (so the advice reads the same for
 `--model`, `--reranker` and `--captioner`).
 
-`require_hub_files` runs before a loader touches the hub. Left to themselves, huggingface_hub
-and open_clip spend about a minute on an offline machine (five retries with backoff per file,
-two files per open_clip model) and print every retry before they give up; the cache lookup and
-one short connect here say the same thing in a second or two.
+`require_hub_files` runs before a loader touches the hub (`missing_hub_repos` plus
+`require_downloadable` where a model needs files from several repos, as open_clip models with a
+transformers text tower do: weights from one repo, tokenizer and text config from another).
+Left to themselves, huggingface_hub and open_clip spend about a minute on an offline machine
+(five retries with backoff per file, two files per open_clip model) and print every retry
+before they give up; the cache lookup and one short connect here say the same thing in a
+second or two.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ __all__ = [
     "hub_cache_dirs",
     "hub_offline",
     "hub_unreachable",
+    "missing_hub_repos",
     "missing_weights_message",
+    "require_downloadable",
     "require_hub_files",
 ]
 
@@ -69,6 +74,16 @@ def cached_hub_file(repo: str, filenames: Sequence[str]) -> str | None:
             if isinstance(found, str):  # not None (unknown) nor the "known absent" marker
                 return found
     return None
+
+
+def missing_hub_repos(needs: Sequence[tuple[str, Sequence[Sequence[str]]]]) -> list[str]:
+    """The repos among `needs` (repo, groups of alternative file names) that lack a file of
+    some group in the hub cache, in the order given. Reads the disk only."""
+    return [
+        repo
+        for repo, groups in needs
+        if not all(cached_hub_file(repo, names) is not None for names in groups)
+    ]
 
 
 def _connect_target(url: str) -> tuple[str, str, int]:
@@ -122,17 +137,22 @@ def missing_weights_message(
     return f"{message} {after}" if after else message
 
 
-def require_hub_files(
-    repo: str, needed: Sequence[Sequence[str]], *, what: str, local_fix: str, after: str = ""
-) -> None:
-    """Return when `repo` can be loaded: every group of `needed` (alternative file names) has a
-    file in the cache, or the hub can be reached to download them. Otherwise raise the one
+def require_downloadable(what: str, *, local_fix: str, after: str = "") -> None:
+    """Return when missing files (`what`) can be downloaded now; otherwise raise the one
     `missing_weights_message` at once: downloads are off (HF_HUB_OFFLINE), or one short
     connect to the hub failed."""
-    if all(cached_hub_file(repo, names) is not None for names in needed):
-        return
     if hub_offline():
         raise ModelError(missing_weights_message(what, "", local_fix=local_fix, after=after))
     problem = hub_unreachable()
     if problem is not None:
         raise ModelError(missing_weights_message(what, problem, local_fix=local_fix, after=after))
+
+
+def require_hub_files(
+    repo: str, needed: Sequence[Sequence[str]], *, what: str, local_fix: str, after: str = ""
+) -> None:
+    """Return when `repo` can be loaded: every group of `needed` (alternative file names) has a
+    file in the cache, or the hub can be reached to download them (`require_downloadable`)."""
+    if not missing_hub_repos([(repo, needed)]):
+        return
+    require_downloadable(what, local_fix=local_fix, after=after)

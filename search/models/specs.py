@@ -4,9 +4,11 @@ Forms every family accepts, tried in this order:
 
 - a name given to `register_encoder` / `register_reranker` / `register_captioner` in this
   process (`search.models.registry`): the model registered under it, as it is
-- a preset name from `presets.json` (`default`, `quality`, `cpu`, `tiny-test`): its `encoder`,
-  `reranker` or `captioner` entry. For rerankers and captioners `tiny-test` works even before
-  presets.json has one (BLIP-2 tiny-test).
+- a preset name from `presets.json` (`default`, `quality`, `cpu`, `multilingual`,
+  `multilingual-siglip`, `tiny-test`): its `encoder`, `reranker` or `captioner` entry. The
+  multilingual presets name an encoder only (BLIP and BLIP-2 read English), so asking one
+  for a reranker or captioner says so. For rerankers and captioners `tiny-test` works even
+  before presets.json has one (BLIP-2 tiny-test).
 - `local-dir:PATH`: a folder of weights (encoders: `open_clip_config.json` and weights;
   rerankers and captioners: what transformers' `save_pretrained` writes, model + processor)
 - `hf-hub:ORG/REPO`: a model on the Hugging Face hub (or in its local cache)

@@ -67,13 +67,29 @@ class VectorIndex:
         selector = np.ascontiguousarray(ids, dtype=np.int64)
         return int(self.index.remove_ids(selector))  # type: ignore[arg-type]
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (n_queries, k'); k' = min(k, count). Ids are -1 past the end."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n_queries, k'); k' = min(k, count), and with `allowed_ids`
+        at most their number. Ids are -1 past the end (fewer vectors, or fewer allowed ids in
+        the index, than k').
+
+        `allowed_ids` restricts the search to those ids inside FAISS (an `IDSelectorBatch` in
+        `SearchParameters`; the `IDMap2` wrapper hands the selector external ids, so these are
+        catalog ids): the top k' of the allowed ids, however few they are among all."""
+        n = queries.shape[0]
         k = max(1, min(k, self.count))
-        if self.count == 0:
-            n = queries.shape[0]
+        if allowed_ids is not None:
+            k = min(k, len(allowed_ids))
+        if k <= 0 or self.count == 0:
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed_ids is None:
+            scores, ids = self.index.search(queries, k)
+            return scores, ids
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]  # not in its stub
+        scores, ids = self.index.search(queries, k, params=params)
         return scores, ids
 
     def reconstruct(self, image_id: int) -> np.ndarray:

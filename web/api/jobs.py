@@ -1,5 +1,6 @@
 """Jobs API: start (admin), watch and cancel (admin) indexing jobs. It lives in `web` because it
-drives the indexer, which `search` must not import."""
+drives the indexer, which `search` must not import. Starting a job is limited to the folders
+of PIXSEEK_ALLOWED_ROOTS (`indexer.job_runner.check_allowed_root`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from search.job_schemas import JobRequest, JobResponse
 from web.auth import require_admin
-from web.deps import Runner
+from web.deps import JobId, Runner
 
 __all__ = ["router"]
 
@@ -22,6 +23,10 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
     status_code=202,
     dependencies=[Depends(require_admin)],
     summary="Start indexing a folder (admin)",
+    description="Indexes a folder or image file on the server into a collection. The path "
+    "must be absolute and inside one of the folders of PIXSEEK_ALLOWED_ROOTS (resolved: a "
+    "symlink out of them is refused with 403); with that setting unset, the API indexes "
+    "nothing and `pixseek index` on the server is the way.",
 )
 def start_job(runner: Runner, body: JobRequest) -> JobResponse:
     return JobResponse.from_info(runner.submit(body))
@@ -33,7 +38,7 @@ def list_jobs(runner: Runner, limit: Annotated[int, Query(ge=1, le=500)] = 50) -
 
 
 @router.get("/{job_id}", response_model=JobResponse, summary="One job's state and progress")
-def get_job(runner: Runner, job_id: int) -> JobResponse:
+def get_job(runner: Runner, job_id: JobId) -> JobResponse:
     return JobResponse.from_info(runner.catalog.get_job(job_id))
 
 
@@ -43,5 +48,5 @@ def get_job(runner: Runner, job_id: int) -> JobResponse:
     dependencies=[Depends(require_admin)],
     summary="Cancel a job (admin); it stops at a batch boundary and can be resumed",
 )
-def cancel_job(runner: Runner, job_id: int) -> JobResponse:
+def cancel_job(runner: Runner, job_id: JobId) -> JobResponse:
     return JobResponse.from_info(runner.cancel(job_id))

@@ -1,18 +1,29 @@
-"""Routes about the server itself: liveness, readiness and the API docs (served from local
-assets: no CDN, so the docs work offline)."""
+"""Routes about the server itself: liveness, readiness, metrics and the API docs (served from
+local assets: no CDN, so the docs work offline)."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
+from web.auth import require_reader
 from web.readiness import Readiness
 
-__all__ = ["DOCS_ASSETS", "docs_assets_dir", "router"]
+__all__ = [
+    "DOCS_ASSETS",
+    "Health",
+    "ReadinessChecks",
+    "ReadinessReport",
+    "docs_assets_dir",
+    "router",
+]
 
 DOCS_ASSETS = "/docs-assets"  # where the app mounts the Swagger UI files
 
@@ -30,34 +41,90 @@ def docs_assets_dir() -> Traversable:
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/healthz", summary="Liveness check")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+class Health(BaseModel):
+    """The process is alive."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ReadinessChecks(BaseModel):
+    """Each thing a query needs, and whether it is there."""
+
+    catalog: str = Field(description="'ok', or 'unreachable: <the database's words>'.")
+    indexes: str = Field(description="'loaded', 'loading' or 'failed'.")
+    encoder: str = Field(description="'warmed', 'warming', 'failed' or 'not warmed (off)'.")
+
+
+class ReadinessReport(BaseModel):
+    """Whether the server answers queries at full speed now, and if not, why."""
+
+    status: Literal["ready", "warming", "failed"]
+    reason: str = Field(description="'ready', or what is missing, in a sentence.")
+    checks: ReadinessChecks
+    collections: list[str] = Field(description="Collections whose index and encoder are warm.")
+    warm_seconds: float | None = Field(description="How long warming took.")
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness check")
+def healthz() -> Health:
+    return Health()
+
+
+def _readiness_report(request: Request) -> ReadinessReport:
+    readiness: Readiness = request.app.state.readiness
+    seconds = None if readiness.seconds is None else round(readiness.seconds, 3)
+    progress = {"ready": ("loaded", "warmed"), "warming": ("loading", "warming")}
+    indexes, encoder = progress.get(readiness.state, ("failed", "failed"))
+    if readiness.state == "ready" and readiness.seconds is None:
+        encoder = "not warmed (off)"
+    status, reason, catalog = readiness.state, readiness.reason, "ok"
+    try:
+        request.app.state.engine.catalog.list_collections()
+    except Exception as exc:  # noqa: BLE001 - whatever the database says, the answer is "not ready"
+        catalog = f"unreachable: {exc}"
+        status, reason = "failed", f"catalog unreachable: {exc}"
+    checks = ReadinessChecks(catalog=catalog, indexes=indexes, encoder=encoder)
+    return ReadinessReport(
+        status=status,
+        reason=reason,
+        checks=checks,
+        collections=readiness.collections,
+        warm_seconds=seconds,
+    )
 
 
 @router.get(
     "/readyz",
+    response_model=ReadinessReport,
     summary="Readiness check",
+    description="200 once the catalog answers and every collection's index and encoder are "
+    "loaded and warmed; 503 before that or when something failed, with the reason. Use it as "
+    "the health check of a container or a load balancer.",
     responses={
-        503: {"description": "Not ready yet (models warming) or warming failed; the body says why."}
+        503: {
+            "model": ReadinessReport,
+            "description": "Not ready yet (models warming), warming failed or the catalog is "
+            "unreachable; `reason` says which.",
+        }
     },
 )
 def readyz(request: Request) -> JSONResponse:
-    readiness: Readiness = request.app.state.readiness
-    try:
-        request.app.state.engine.catalog.list_collections()
-    except Exception as exc:  # noqa: BLE001 - whatever the database says, the answer is "not ready"
-        return JSONResponse(
-            {"status": "failed", "reason": f"catalog unreachable: {exc}"}, status_code=503
-        )
-    seconds = None if readiness.seconds is None else round(readiness.seconds, 3)
-    body = {
-        "status": readiness.state,
-        "reason": readiness.reason,
-        "collections": readiness.collections,
-        "warm_seconds": seconds,
-    }
-    return JSONResponse(body, status_code=200 if readiness.state == "ready" else 503)
+    report = _readiness_report(request)
+    return JSONResponse(
+        report.model_dump(mode="json"), status_code=200 if report.status == "ready" else 503
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    dependencies=[Depends(require_reader)],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/docs", include_in_schema=False, response_class=HTMLResponse)

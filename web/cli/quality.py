@@ -153,8 +153,7 @@ def demo(
     for line in _next_steps(result, host, port):
         stdout.print(line, highlight=False, soft_wrap=True, markup=False)
     if serve_after:
-        stderr.print(f"Serving the demo at http://{host}:{port}/ (Ctrl+C to stop)")
-        serve_settings(result.settings, host, port)
+        serve_settings(result.settings, host, port)  # it says where, once it listens
 
 
 def _shell_path(path: Path) -> str:

@@ -1,4 +1,10 @@
-"""`pixseek search`: parse the flags into a `SearchRequest`, call `SearchEngine.search`, print."""
+"""`pixseek search`: parse the flags into a `SearchRequest`, answer it, print.
+
+The answer comes from the engine in this process, or from a running `pixseek serve`, whose
+model is loaded already (a search then takes milliseconds instead of seconds of model loading):
+the one named by --server, or the one the data directory records (`web.server_info`) unless
+--local. Both print the same table and the same JSON; a server that cannot be reached when it
+was found by itself is skipped silently, and the search runs here."""
 
 from __future__ import annotations
 
@@ -6,122 +12,112 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from search.errors import InputError
-from web.cli.common import open_catalog_for, print_json, reports_errors, settings_from, stdout
+from web.cli import search_options as o
+from web.cli.common import open_catalog_for, reports_errors, settings_from
+from web.cli.search_output import print_facets, print_search
 
 if TYPE_CHECKING:
-    from search.schemas import SearchRequest, SearchResponse
+    from search.schemas import FacetsResponse, SearchRequest
     from search.settings import Settings
+    from web.responses import SearchResponse
 
 __all__ = ["search"]
 
-DEFAULT_K = 10  # a terminal shows fewer results than a page
+Example = tuple[Path, bytes]  # an --image file and its bytes
 
-Query = Annotated[
+Server = Annotated[
     str | None,
-    typer.Argument(help="What to look for, in plain words.", metavar="QUERY", show_default=False),
-]
-Image = Annotated[
-    Path | None,
-    typer.Option(help="Search by this example image instead of text.", show_default=False),
-]
-Mode = Annotated[
-    str,
     typer.Option(
-        help="vector (CLIP), text (captions, tags, file names) or "
-        "hybrid (reciprocal-rank fusion of both)."
+        help="Send the search to this running `pixseek serve`, e.g. http://127.0.0.1:8000 "
+        "(default: the server running for the same data directory, if any).",
+        metavar="<url>",
+        show_default=False,
     ),
 ]
-Rerank = Annotated[
+Local = Annotated[
+    bool,
+    typer.Option("--local", help="Search in this process even when a `pixseek serve` is running."),
+]
+Facets = Annotated[
     bool,
     typer.Option(
-        help="Reorder the top candidates with the BLIP/BLIP-2 image-text matching model of "
-        "--reranker."
+        "--facets",
+        help="Instead of results, count the images matching the filters by collection, year, "
+        "camera, tag and file type.",
     ),
 ]
-RerankK = Annotated[
-    int | None,
-    typer.Option(
-        help="How many candidates to rerank (default: 128 on CUDA, 16 on CPU; env "
-        "PIXSEEK_RERANK_K).",
-        show_default=False,
-    ),
-]
-Reranker = Annotated[
-    str | None,
-    typer.Option(
-        help="Reranker SPEC: a preset, a repo id or local-dir:PATH (default: the 'default' "
-        "preset; env PIXSEEK_RERANKER).",
-        show_default=False,
-    ),
+AsJson = Annotated[
+    bool,
+    typer.Option("--json", help="Print the answer as JSON (the API's SearchResponse)."),
 ]
 
 
 @reports_errors
-def search(
+def search(  # one parameter per flag: `request_from_context` reads them by name
     ctx: typer.Context,
-    query: Query = None,
-    image: Image = None,
-    k: Annotated[int, typer.Option(help="How many results to show.")] = DEFAULT_K,
-    collection: Annotated[
-        str | None,
-        typer.Option(help="Search only this collection (default: all).", show_default=False),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Query encoder SPEC; it must match the collection's own encoder, which is the "
-            "default.",
-            show_default=False,
-        ),
-    ] = None,
-    dedupe: Annotated[
-        bool, typer.Option(help="Collapse near-duplicate images into their best hit.")
-    ] = False,
-    mode: Mode = "vector",
-    rerank: Rerank = False,
-    rerank_k: RerankK = None,
-    tag: Annotated[
-        str | None,
-        typer.Option(help="Only images tagged with this label (default: any).", show_default=False),
-    ] = None,
-    reranker: Reranker = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help='Print {"results": [...]} as JSON.')
-    ] = False,
+    query: o.Query = None,
+    image: o.Images = None,
+    image_id: o.ImageId = None,
+    k: o.K = None,
+    limit: o.Limit = None,
+    cursor: o.Cursor = None,
+    sort: o.Sort = "relevance",
+    min_score: o.MinScore = None,
+    cutoff: o.Cutoff = None,
+    collection: o.Collection = None,
+    folder: o.Folder = None,
+    date_from: o.DateFrom = None,
+    date_to: o.DateTo = None,
+    camera: o.Camera = None,
+    tag: o.Tag = None,
+    any_tag: o.AnyTag = None,
+    min_width: o.MinWidth = None,
+    max_width: o.MaxWidth = None,
+    min_height: o.MinHeight = None,
+    max_height: o.MaxHeight = None,
+    min_megapixels: o.MinMegapixels = None,
+    max_megapixels: o.MaxMegapixels = None,
+    orientation: o.Orientation = None,
+    file_type: o.FileType = None,
+    has_caption: o.HasCaption = None,
+    mode: o.Mode = "vector",
+    model: o.Model = None,
+    dedupe: o.Dedupe = False,
+    rerank: o.Rerank = False,
+    rerank_k: o.RerankK = None,
+    reranker: o.Reranker = None,
+    facets: Facets = False,
+    server: Server = None,
+    local: Local = False,
+    as_json: AsJson = False,
 ) -> None:
-    """Search by text (QUERY) or by an example image (--image)."""
-    from search.schemas import parse_search_request
-    from web.responses import linked_response
-
-    if query is None and image is None:
+    """Search by text (QUERY), by example images (--image) or both, with exact filters."""
+    if not facets and query is None and not image and image_id is None:
         raise typer.BadParameter(
             "neither a QUERY nor --image PATH was given: give words to look for, or an example "
             "image"
         )
-    if query is not None and image is not None:
+    if server is not None and (local or reranker is not None):
+        flag = "--local" if local else "--reranker"
         raise typer.BadParameter(
-            f"both a QUERY ({query!r}) and --image {image} were given: give one of them"
+            f"--server and {flag} were both given: a server searches with "
+            "its own models; drop one of them"
         )
-    request = parse_search_request(
-        query=query,
-        k=k,
-        collection=collection,
-        model=model,
-        dedupe=dedupe,
-        mode=mode,
-        rerank=rerank,
-        rerank_k=rerank_k,
-        tag=tag,
-    )
-    data = _read_image(image) if image is not None else None
-    response = _search(settings_from(ctx, reranker=reranker), request, data, source=str(image))
-    if as_json:
-        print_json(linked_response(response).model_dump())
-    else:
-        _print_results(response, show_clip=rerank)
+    request = o.request_from_context(ctx)
+    settings = settings_from(ctx, reranker=reranker)
+    url = server
+    if url is None and not local and reranker is None:
+        from web.server_info import find_live_server
+
+        url = find_live_server(settings)
+    if facets:
+        print_facets(_facets(settings, request, url, explicit=server is not None), as_json=as_json)
+        return
+    examples = [(path, _read_image(path)) for path in image or []]
+    response = _search(settings, request, examples, url, explicit=server is not None)
+    print_search(response, as_json=as_json, show_clip=rerank)
 
 
 def _read_image(path: Path) -> bytes:
@@ -132,26 +128,60 @@ def _read_image(path: Path) -> bytes:
 
 
 def _search(
-    settings: Settings, request: SearchRequest, image: bytes | None, source: str
+    settings: Settings,
+    request: SearchRequest,
+    examples: list[Example],
+    url: str | None,
+    *,
+    explicit: bool,
 ) -> SearchResponse:
+    """The answer of the server at `url` (None: none), else of the engine here. A server found
+    by itself that cannot answer leaves the search to this process."""
+    from web.cli.server_client import ServerUnreachableError, search_on_server
+
+    if url is not None:
+        try:
+            return search_on_server(url, request, [(p.name, data) for p, data in examples])
+        except ServerUnreachableError:
+            if explicit:
+                raise
+    return _search_locally(settings, request, examples)
+
+
+def _search_locally(
+    settings: Settings, request: SearchRequest, examples: list[Example]
+) -> SearchResponse:
+    """`SearchEngine.search` in this process; each example image is a +1 term of the query
+    (`QueryImage`), as the server does with uploaded files."""
     from search.query.engine import SearchEngine
+    from search.query.terms import QueryImage
+    from web.responses import linked_response
 
     catalog = open_catalog_for(settings)
     try:
-        return SearchEngine(settings, catalog).search(request, image, source=source)
+        engine = SearchEngine(settings, catalog)
+        images = [QueryImage(data, str(path), 1.0) for path, data in examples]
+        return linked_response(engine.search(request, images=images))
     finally:
         catalog.close()
 
 
-def _print_results(response: SearchResponse, show_clip: bool) -> None:
-    table = Table(show_header=True, header_style="bold")
-    table.add_column("rank", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("id", justify="right")
-    table.add_column("path", overflow="fold")
-    if show_clip:  # reranked: the score is the ITM probability, show the first stage's too
-        table.add_column("clip", justify="right")
-    for rank, result in enumerate(response.results, 1):
-        extra = [f"{result.clip_score:.4f}"] if show_clip else []
-        table.add_row(str(rank), f"{result.score:.4f}", str(result.id), result.path, *extra)
-    stdout.print(table)
+def _facets(
+    settings: Settings, request: SearchRequest, url: str | None, *, explicit: bool
+) -> FacetsResponse:
+    """The counts of the request's filter set, from the server at `url` or this process."""
+    from web.cli.server_client import ServerUnreachableError, facets_on_server
+
+    if url is not None:
+        try:
+            return facets_on_server(url, request)
+        except ServerUnreachableError:
+            if explicit:
+                raise
+    from search.query.engine import SearchEngine
+
+    catalog = open_catalog_for(settings)
+    try:
+        return SearchEngine(settings, catalog).facets(request)
+    finally:
+        catalog.close()

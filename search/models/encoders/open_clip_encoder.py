@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,13 @@ from search.models.cpu_inference import (
     probe_pixels,
 )
 from search.models.encoders.open_clip_configs import register_pixseek_configs
-from search.models.hub import missing_weights_message, require_hub_files
+from search.models.encoders.open_clip_hub import (
+    describe_hub_needs,
+    hub_needs,
+    missing_hub_needs,
+)
+from search.models.encoders.open_clip_tokenizer import load_open_clip_tokenizer
+from search.models.hub import hub_offline, missing_weights_message, require_downloadable
 from search.models.pixel_transform import PixelTransform
 from search.models.specs import RANDOM_SEED, EncoderSpec
 
@@ -33,51 +38,25 @@ _LOCAL_FIX = (
 _AFTER = "Without any weights, `pixseek demo` trains a small model offline."
 
 
-def _hub_weights(spec: EncoderSpec) -> tuple[str, list[list[str]]] | None:
-    """The Hugging Face repo `spec` loads from and the files it needs there (each a group of
-    alternatives: open_clip takes a .safetensors copy over the .bin), or None when it loads
-    from elsewhere (a file, a folder, random weights, a URL)."""
-    from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
-    if spec.source == "hf-hub" and spec.pretrained:
-        return spec.pretrained, [[HF_CONFIG_NAME], [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]]
-    if spec.source != "tag":
-        return None
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(spec.architecture or "", spec.pretrained or "")
-    repo, filename = os.path.split(str(cfg.get("hf_hub", "")))
-    if not repo:
-        return None
-    filename = filename or HF_WEIGHTS_NAME
-    names = [filename]
-    if filename == HF_WEIGHTS_NAME:
-        names.insert(0, HF_SAFE_WEIGHTS_NAME)
-    elif filename.endswith((".bin", ".pth")):
-        names.insert(0, filename[:-4] + ".safetensors")
-    return repo, [names]
+def _require_hub_files(spec: EncoderSpec) -> None:
+    """Fail at once, with the one message naming every repo that lacks files, when the
+    weights, tokenizer or text-tower config are neither cached nor downloadable (see
+    `search.models.encoders.open_clip_hub`)."""
+    missing = missing_hub_needs(hub_needs(spec))
+    if missing:
+        what = describe_hub_needs(spec, missing)
+        require_downloadable(what, local_fix=_LOCAL_FIX, after=_AFTER)
 
 
-def _what(spec: EncoderSpec, repo: str | None) -> str:
-    where = f" (Hugging Face repo {repo})" if repo else ""
-    return f"Weights for model {spec.spec!r}{where}"
-
-
-def _require_weights(spec: EncoderSpec) -> None:
-    """Fail at once, with the one message, when the weights are neither cached nor
-    downloadable (see `search.models.hub.require_hub_files`)."""
-    hub = _hub_weights(spec)
-    if hub is not None:
-        repo, needed = hub
-        require_hub_files(repo, needed, what=_what(spec, repo), local_fix=_LOCAL_FIX, after=_AFTER)
-
-
-def _weights_unavailable(spec: EncoderSpec, cause: BaseException) -> str:
-    """The shared missing-weights message, naming the repo the weights come from."""
-    hub = _hub_weights(spec)
-    return missing_weights_message(
-        _what(spec, hub[0] if hub else None), cause, local_fix=_LOCAL_FIX, after=_AFTER
-    )
+def _load_failure(spec: EncoderSpec, cause: BaseException) -> str:
+    """Why loading failed: the shared missing-weights message when hub files are missing or a
+    download failed, otherwise the reason open_clip or transformers gave."""
+    needs = hub_needs(spec)
+    missing = missing_hub_needs(needs)
+    if missing or (spec.source in ("tag", "hf-hub") and not hub_offline()):  # a download failed
+        what = describe_hub_needs(spec, missing or needs)
+        return missing_weights_message(what, cause, local_fix=_LOCAL_FIX, after=_AFTER)
+    return f"Could not load model {spec.spec!r}: {cause}"
 
 
 def _create_model(spec: EncoderSpec, device: str, precision: str) -> tuple[Any, Any, str]:
@@ -85,11 +64,15 @@ def _create_model(spec: EncoderSpec, device: str, precision: str) -> tuple[Any, 
     import open_clip
     import torch
 
-    if spec.source == "random":
+    if spec.source == "random":  # random text towers too: no transformers weights download
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
             model, _, preprocess = open_clip.create_model_and_transforms(
-                spec.architecture, pretrained=None, precision=precision, device=device
+                spec.architecture,
+                pretrained=None,
+                precision=precision,
+                device=device,
+                pretrained_text=False,
             )
         return model, preprocess, str(spec.architecture)
     if spec.source in ("local-dir", "hf-hub"):
@@ -116,7 +99,6 @@ class OpenClipEncoder:
     def __init__(self, spec: EncoderSpec, device: str = "cpu", cpu_precision: str = "auto") -> None:
         """`cpu_precision` (auto, fp32, bf16; see `search.models.cpu_inference`) applies on the
         CPU only; CUDA runs fp16."""
-        import open_clip
         import torch
 
         register_pixseek_configs()
@@ -125,16 +107,14 @@ class OpenClipEncoder:
         self.model_id = spec.model_id
         precision = "fp16" if device.startswith("cuda") else "fp32"
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
-        _require_weights(spec)
+        _require_hub_files(spec)
         try:
             model, preprocess, name = _create_model(spec, device, precision)
-            self._tokenizer = open_clip.get_tokenizer(name)
+            self._tokenizer = load_open_clip_tokenizer(spec, name)
         except ModelError:
             raise
         except Exception as exc:
-            if spec.source in ("tag", "hf-hub"):
-                raise ModelError(_weights_unavailable(spec, exc)) from exc
-            raise ModelError(f"Could not load model {spec.spec!r}: {exc}") from exc
+            raise ModelError(_load_failure(spec, exc)) from exc
         model.eval()
         self._model = model
         self._trim_text = can_trim_text(model)
