@@ -362,3 +362,22 @@ def test_a_token_in_the_environment_is_sent(monkeypatch: pytest.MonkeyPatch) -> 
     assert _headers() == {"Authorization": "Bearer admin-secret"}
     monkeypatch.setenv("PIXSEEK_READ_TOKEN", "read-secret")
     assert _headers() == {"Authorization": "Bearer read-secret"}
+
+
+def test_a_relative_data_dir_names_the_same_catalog_as_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pixseek demo` serves DIR/data by its absolute path; `pixseek --data-dir data/demo/data
+    search` from the repository names it relatively: the same SQLite catalog, the same server."""
+    from web.server_info import catalog_fingerprint
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    relative = Settings(data_dir=Path("data")).resolved_database_url()
+    absolute = Settings(data_dir=tmp_path / "data").resolved_database_url()
+    assert relative != absolute
+    assert catalog_fingerprint(relative) == catalog_fingerprint(absolute)
+    other = Settings(data_dir=tmp_path / "other").resolved_database_url()
+    assert catalog_fingerprint(other) != catalog_fingerprint(absolute)
+    postgres = "postgresql+psycopg://u:secret@db:5432/pixseek"
+    assert "secret" not in catalog_fingerprint(postgres)

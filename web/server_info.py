@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 RECORD_NAME = "server.json"
+_SQLITE_PREFIX = "sqlite:///"
 CONNECT_TIMEOUT_S = 0.25  # a server on this machine answers a connect in well under 1 ms
 
 
@@ -67,7 +68,14 @@ def record_path(data_dir: Path) -> Path:
 
 
 def catalog_fingerprint(database_url: str) -> str:
-    """Names a catalog without writing its URL (and any password in it) to disk."""
+    """Names a catalog without writing its URL (and any password in it) to disk. A SQLite
+    file is named by its real path, so `--data-dir data` and the same folder given as an
+    absolute path (what `pixseek demo` serves) name the same catalog."""
+    if database_url.startswith(_SQLITE_PREFIX):
+        path, query = database_url[len(_SQLITE_PREFIX) :].partition("?")[::2]
+        if path and path != ":memory:":
+            real = os.path.realpath(path)
+            database_url = f"{_SQLITE_PREFIX}{real}" + (f"?{query}" if query else "")
     return hashlib.sha256(database_url.encode()).hexdigest()[:16]
 
 
