@@ -176,6 +176,21 @@ def test_serving_on_the_network_needs_an_admin_token(
     assert "--insecure-no-auth" in message and message.count(". ") == 0, message
 
 
+def test_pixseek_serve_refuses_a_network_address_before_it_listens(tmp_path: Path) -> None:
+    """The CLI runs the check before any socket opens: the command exits 1 with the sentence,
+    and nothing was recorded as a running server."""
+    from typer.testing import CliRunner
+
+    from web.cli import app
+
+    env = {"PIXSEEK_DATA_DIR": str(tmp_path / "data"), "PIXSEEK_MODEL": "tiny-test"}
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "0"], env=env)
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "Refusing to serve on 0.0.0.0" in output and "--insecure-no-auth" in output
+    assert not (tmp_path / "data" / "server.json").exists()
+
+
 # -- indexing only inside the allowed roots --------------------------------------------------
 
 
