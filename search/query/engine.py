@@ -114,6 +114,14 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """The catalog rows and collections a result set was computed from."""
+
+    records: dict[int, ImageRecord]
+    collections: dict[int, CollectionInfo]
+
+
 @dataclass
 class _LoadedIndex:
     index: VectorIndex
@@ -216,11 +224,12 @@ class SearchEngine:
         cursor = PageCursor.decode(request.cursor, key) if request.cursor else None
         result_set = self.results.get(key, cursor.snapshot) if cursor else None
         snapshot_hit = result_set is not None
+        fresh_rows: _Rows | None = None  # the rows a just-computed set read: page 1 reuses them
         snapshot = cursor.snapshot if cursor and result_set else 0
         if result_set is None:
-            result_set = self._result_set(request, terms, query_images, text)
+            result_set, fresh_rows = self._result_set(request, terms, query_images, text)
             snapshot = self.results.put(key, result_set)
-        response = self._page(request, result_set, key, snapshot, cursor, text)
+        response = self._page(request, result_set, key, snapshot, cursor, text, fresh_rows)
         if snapshot_hit:  # a later page from the kept set: only the page's cost
             response.timings = {"page_ms": (time.perf_counter() - started) * 1000}
         return response
@@ -408,7 +417,7 @@ class SearchEngine:
         terms: Sequence[QueryTerm],
         query_images: Sequence[QueryImage],
         text: str | None,
-    ) -> ResultSet:
+    ) -> tuple[ResultSet, _Rows]:
         options = self._options(request)
         timings: dict[str, float] = defaultdict(float)
         id_records, id_collection = self._id_terms(terms)
@@ -430,7 +439,7 @@ class SearchEngine:
         collections: dict[int, CollectionInfo],
         excluded: set[int],
         timings: dict[str, float],
-    ) -> ResultSet:
+    ) -> tuple[ResultSet, _Rows]:
         wanted = max(options.k, options.rerank_k)
         fetch = min(MAX_K + len(excluded), wanted * (4 if options.dedupe else 1) + len(excluded))
         query_vectors, indexes, vector_hits = self._vector_hits(
@@ -453,6 +462,9 @@ class SearchEngine:
             options.mode if query is not None else "vector", vector_hits, text_scores
         )
 
+        if cutoff_score is not None and (options.mode == "vector" or query is None):
+            # the score is the CLIP score here: cut before reading rows (a cutoff fetches 1000)
+            ranked = [(score, i) for score, i in ranked if score >= cutoff_score]
         with _timer(timings, "metadata_ms"):
             records = self.catalog.get_images([image_id for _, image_id in ranked])
             ranked = [(s, i) for s, i in ranked if i in records and i not in excluded]
@@ -479,7 +491,7 @@ class SearchEngine:
             Hit(i, score, clip[i], text_scores.get(i), rerank_scores.get(i)) for score, i in ranked
         )
         timings["total_ms"] = sum(timings.values())
-        return ResultSet(hits, options.k, cutoff_score, dict(timings))
+        return ResultSet(hits, options.k, cutoff_score, dict(timings)), _Rows(records, collections)
 
     def _cutoff_score(
         self,
@@ -525,16 +537,22 @@ class SearchEngine:
         snapshot: int,
         cursor: PageCursor | None,
         text: str | None,
+        fresh: _Rows | None = None,
     ) -> SearchResponse:
-        """One page of a result set, with the cursor of the next one."""
+        """One page of a result set, with the cursor of the next one. `fresh`: the rows the
+        set was just computed from (page 1 reads nothing again); a kept set reads its page."""
         with_cutoff = result_set.cutoff_score is not None
         limit = request.limit or (
             self.settings.default_k if with_cutoff and request.k is None else result_set.k
         )
         offset = cursor.offset if cursor else 0
         page = result_set.hits[offset : offset + limit]
-        records = self.catalog.get_images([hit.image_id for hit in page])
-        collections = {c.id: c for c in self.catalog.list_collections()}
+        wanted = [hit.image_id for hit in page]
+        if fresh is not None and all(i in fresh.records for i in wanted):
+            records, collections = fresh.records, fresh.collections
+        else:
+            records = self.catalog.get_images(wanted)
+            collections = {c.id: c for c in self.catalog.list_collections()}
         results = [
             self._result(
                 records[hit.image_id],
