@@ -7,27 +7,20 @@ them elsewhere); they are test artifacts, never committed."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from search.settings import Settings
 from tests.conftest import Cli
+from tests.live_server import chromium, serve_app
 from tests.photos import PhotoSet, make_photo_set
-from web.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 PAGE = 6  # images per page: 24 images make four pages
 
 
@@ -51,42 +44,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Phot
             data_dir=root / "data", model="tiny-test", workers=0, device="cpu", warm_on_start=False
         )
         Cli(settings).json("index", str(photos.root))
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
-        uv = uvicorn.Server(config)
-        thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 120  # generous: a busy machine starts slowly
-            while True:
-                try:
-                    if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"{base_url}/healthz never answered"
-                time.sleep(0.05)
+        with serve_app(settings) as base_url:
             yield base_url, photos
-        finally:
-            uv.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; CI needs it (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} not installed; browser tests need it (apt-get install chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -4,24 +4,17 @@ answers 200 too, and then shows "Unable to render this definition" for OpenAPI 3
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from search.settings import Settings
-from web.app import create_app
+from tests.live_server import chromium, serve_app
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
@@ -49,47 +42,14 @@ def docs_server(tmp_path: Path) -> Iterator[str]:
     settings = Settings(
         data_dir=tmp_path / "data", model="tiny-test", workers=0, warm_on_start=False
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        deadline = time.monotonic() + 120  # generous: a busy machine starts slowly
-        while not _answers(base_url + "/healthz"):
-            assert thread.is_alive(), "uvicorn stopped before /healthz answered (see the log)"
-            assert time.monotonic() < deadline, f"{base_url}/healthz did not answer within 15 s"
-            time.sleep(0.05)
+    with serve_app(settings) as base_url:
         yield base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-    assert not thread.is_alive(), "uvicorn did not shut down within 10 s"
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium; skipped locally when absent, a failure in CI (CI=true)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; CI needs it (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} not installed; browser tests need it (apt-get install chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.mark.browser

@@ -6,35 +6,21 @@ the server. One server and one browser serve the whole module."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from search.settings import Settings
 from tests.conftest import Cli
+from tests.live_server import chromium, serve_app
 from tests.photos import PhotoSet
-from web.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 TEXT_QUERY = "a red circle on a blue background"
 TEXT_K = 7
 
@@ -77,57 +63,14 @@ def live_server(
         summary = Cli(settings).json("index", str(photo_set.root))
         assert summary["indexed"] == len(photo_set.good), summary
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="pixseek-uvicorn", daemon=True
-        )
-        thread.start()
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_healthy(base_url, thread)
+        with serve_app(settings) as base_url:
             yield LiveServer(base_url=base_url, settings=settings, photo_set=photo_set)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down within 10 s"
-
-
-def _wait_until_healthy(base_url: str, thread: threading.Thread, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    last_error = "no answer yet"
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            pytest.fail(f"uvicorn stopped before {base_url}/healthz answered (see the log)")
-        try:
-            answer = httpx.get(f"{base_url}/healthz", timeout=1.0)
-            if answer.status_code == 200 and answer.json() == {"status": "ok"}:
-                return
-            last_error = f"HTTP {answer.status_code}: {answer.text[:200]}"
-        except httpx.HTTPError as exc:
-            last_error = repr(exc)
-        time.sleep(0.05)
-    pytest.fail(f"{base_url}/healthz did not answer within {timeout} s: {last_error}")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium; skipped locally when absent, a failure in CI (CI=true)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; CI needs it (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} not installed; browser tests need it (apt-get install chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
