@@ -17,8 +17,9 @@ from search.query.engine import SearchEngine
 from search.query.terms import QueryImage
 from search.schemas import SEARCH_MODES, ResultCount, SearchOptions, SearchRequest
 from web.deps import Engine, ImageId, read_upload
+from web.errors import validation_message
 from web.responses import SearchResponse, linked_detail, linked_response
-from web.search_page_state import PageState, read_options, validation_message
+from web.search_page_state import PageState, read_options
 
 __all__ = ["router"]
 

@@ -12,8 +12,6 @@ from datetime import date
 from typing import Any, get_origin
 from urllib.parse import urlencode
 
-from pydantic import ValidationError
-
 from search.schemas import MAX_K, FacetsResponse, SearchOptions
 
 __all__ = [
@@ -22,7 +20,6 @@ __all__ = [
     "FacetLink",
     "PageState",
     "read_options",
-    "validation_message",
 ]
 
 PAGE_ONLY_FIELDS = ("scores",)
@@ -54,15 +51,6 @@ def read_options(pairs: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], bool
         else:
             values[name] = value
     return values, scores
-
-
-def validation_message(exc: ValidationError) -> str:
-    """`field: problem` for each bad option, the way the JSON API words them."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error.get("loc", ()))
-        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts)
 
 
 def _url_value(value: Any) -> Any:

@@ -31,7 +31,7 @@ from search.images.source import is_archive_member, read_image_bytes
 from search.images.thumbnails import thumbnail_for
 from search.models import Encoder, load_encoder
 from search.models.specs import parse_encoder_spec
-from search.query.cutoff import BackgroundSample, auto_cutoff
+from search.query.cutoff import DEFAULT_BACKGROUND_SIZE, BackgroundSample, auto_cutoff
 from search.query.duplicates import (
     DEFAULT_DUPLICATE_THRESHOLD,
     collapse_near_duplicates,
@@ -520,11 +520,18 @@ class SearchEngine:
         return cut
 
     def _background(self, info: CollectionInfo) -> BackgroundSample:
-        """The collection's fixed background sample, taken from the loaded index."""
+        """The collection's fixed background sample, taken from the loaded index. It is taken
+        again when the collection changed enough to move its background (all of a small
+        collection, or a tenth of a large one), not on every image an indexer adds while
+        people search."""
         index = self.index_for(info)
         with self._lock:
             loaded = self._indexes[info.id]
-            if loaded.background is None or loaded.background_count != index.count:
+            changed = abs(index.count - loaded.background_count)
+            small = loaded.background_count <= DEFAULT_BACKGROUND_SIZE  # the sample is all of it
+            if loaded.background is None or (
+                changed and (small or changed * 10 > loaded.background_count)
+            ):
                 loaded.background = BackgroundSample.from_index(index)
                 loaded.background_count = index.count
             return loaded.background
