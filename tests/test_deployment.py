@@ -689,9 +689,15 @@ def test_entrypoint_stops_at_once_on_a_signal_while_waiting(
     process = container.start(
         *SERVE, PIXSEEK_DATABASE_URL=pg_url(closed_port()), DB_WAIT_TIMEOUT="120"
     )
+    children: list[int] = []
+
+    def waiting() -> bool:  # one look at /proc: a child seen once may be gone at a second look
+        children[:] = children_of(process.pid)
+        return len(children) == 1
+
     try:
-        wait_until(lambda: bool(children_of(process.pid)), "the database wait to start")
-        (waiter,) = children_of(process.pid)
+        wait_until(waiting, "the database wait to start")
+        (waiter,) = children
         time.sleep(0.3)
         sent = time.monotonic()
         process.send_signal(signum)
@@ -699,6 +705,7 @@ def test_entrypoint_stops_at_once_on_a_signal_while_waiting(
     finally:
         if process.poll() is None:
             process.kill()
+            process.communicate(timeout=15)  # and close its pipes, whatever failed above
     assert process.returncode == status, stderr
     assert time.monotonic() - sent < 5, "it waited for the timeout instead of stopping"
     assert f"stopped by SIG{signal.Signals(signum).name[3:]}" in stderr
