@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from search.settings import Settings
 from tests.live_server import chromium, serve_app
@@ -82,8 +82,9 @@ def test_api_docs_render_every_operation_offline(docs_server: str, browser: Brow
         assert {tuple(op) for op in shown} == operations, "/docs does not list every operation"
         image_search = page.locator(".opblock-post:has([data-path='/api/search/image'])")
         image_search.locator(".opblock-summary").click()
-        assert image_search.get_by_text("as query parameters").is_visible()
-        assert image_search.locator("tr[data-param-name='k']").count() == 1  # the query parameter
+        # Swagger UI expands the block after the click; wait for it rather than look at once.
+        expect(image_search.get_by_text("as query parameters")).to_be_visible()
+        expect(image_search.locator("tr[data-param-name='k']")).to_have_count(1)  # the query param
     finally:
         context.close()
     external = [url for url in requested if not url.startswith(docs_server + "/")]

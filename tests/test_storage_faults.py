@@ -18,6 +18,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -255,7 +256,7 @@ def _pixseek(*args: str) -> list[str]:
 def test_two_index_runs_on_one_collection_the_second_refuses_clearly(
     settings: Settings, tmp_path: Path
 ) -> None:
-    corpus = draw_corpus(tmp_path / "corpus", 600)
+    corpus = draw_corpus(tmp_path / "corpus", 120)
     env = crash_env(settings, PIXSEEK_BATCH_SIZE="2", PIXSEEK_TAGS="false")
     subprocess.run(_pixseek("db", "upgrade"), env=env, check=True, capture_output=True)
     first = subprocess.Popen(
@@ -270,17 +271,21 @@ def test_two_index_runs_on_one_collection_the_second_refuses_clearly(
         lambda: first.poll() is not None or (lock.exists() and lock.read_text() == str(first.pid)),
         "the first run to take the writer lock",
     )
-    second = subprocess.run(
-        _pixseek("index", str(corpus.root)),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=EVENT_CEILING_S,
-        check=False,
-    )
-    assert first.poll() is None, (
-        "the first run ended before the second started: make the corpus bigger"
-    )
+    # Hold the first run where it is (lock taken, run not finished) instead of hoping the corpus
+    # outlasts the second run's start: a stopped process keeps its record lock.
+    _stop_outside_a_catalog_write(first, settings)
+    try:
+        assert first.poll() is None, "the first run ended before it could be held"
+        second = subprocess.run(
+            _pixseek("index", str(corpus.root)),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=EVENT_CEILING_S,
+            check=False,
+        )
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 1
     sentence = _one_sentence(second.stderr)
     assert f"being indexed by another process (process {first.pid})" in sentence, sentence
@@ -288,6 +293,36 @@ def test_two_index_runs_on_one_collection_the_second_refuses_clearly(
     assert first.returncode == 0, err
     assert json.loads(out)["indexed"] == len(corpus.good)
     assert_invariant(settings, corpus.good, corpus.bad, search_every_file=False)
+
+
+def _stop_outside_a_catalog_write(process: subprocess.Popen[str], settings: Settings) -> None:
+    """SIGSTOP ``process`` at an instant it holds no SQLite write transaction.
+
+    A process stopped inside one would keep every other writer of the catalog waiting (the
+    second run's job row among them), which no real run does for long. PostgreSQL has no such
+    file-wide lock, so any instant will do there.
+    """
+    url = make_url(settings.resolved_database_url())
+    while True:
+        os.kill(process.pid, signal.SIGSTOP)
+        if url.get_backend_name() != "sqlite" or _sqlite_writable(Path(url.database or "")):
+            return
+        os.kill(process.pid, signal.SIGCONT)
+        time.sleep(0.01)
+
+
+def _sqlite_writable(path: Path) -> bool:
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=0.0, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
 
 
 def _terminate_connections(server_url: str, database: str) -> int:
