@@ -5,6 +5,7 @@ trimming over every shipped architecture: tests/test_multilingual.py.)"""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from search.errors import ConfigError
 from search.models import cpu_inference
 from search.models.cpu_inference import (
     MIN_COSINE,
+    CpuPrecisionChoice,
     apply_cpu_precision,
     choose_cpu_precision,
     probe_pixels,
@@ -148,6 +150,22 @@ def _assert_exact_fp32(
     assert np.array_equal(encoder.encode_images(_photo_like_images(3)), images)
 
 
+def _apply_then_keep(
+    encoder: OpenClipEncoder, convert: Callable[[Any, Any], None]
+) -> CpuPrecisionChoice:
+    """bf16 through `convert`, rebuilding the tiny model in fp32 on failure; the encoder keeps
+    whichever model the conversion hands back."""
+    result = apply_cpu_precision(
+        encoder._model,
+        "bf16",
+        *_probe_inputs(encoder),
+        convert=convert,
+        rebuild=lambda: _tiny_fp32()._model,
+    )
+    encoder._model = result.model
+    return result.choice
+
+
 def test_failing_conversion_falls_back_to_exact_fp32(caplog: pytest.LogCaptureFixture) -> None:
     encoder = _tiny_fp32()
     before, images = _weights(encoder._model), encoder.encode_images(_photo_like_images(3))
@@ -156,7 +174,7 @@ def test_failing_conversion_falls_back_to_exact_fp32(caplog: pytest.LogCaptureFi
         model.to(dtype)  # everything converted, then it fails
         raise RuntimeError("oneDNN has no bf16 kernel here")
 
-    choice = apply_cpu_precision(encoder._model, "bf16", *_probe_inputs(encoder), convert=broken)
+    choice = _apply_then_keep(encoder, broken)
     assert choice.precision == "fp32" and "oneDNN has no bf16 kernel here" in choice.reason, (
         choice.reason
     )
@@ -176,7 +194,7 @@ def test_conversion_below_the_cosine_bar_is_undone_exactly(
             model.visual.proj
         )  # wrecks images
 
-    choice = apply_cpu_precision(encoder._model, "bf16", *_probe_inputs(encoder), convert=lossy)
+    choice = _apply_then_keep(encoder, lossy)
     assert choice.precision == "fp32" and "below 0.999" in choice.reason, choice.reason
     assert "keeping fp32" in caplog.text
     _assert_exact_fp32(encoder, before, images)

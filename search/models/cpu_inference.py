@@ -15,8 +15,13 @@ eager for images; its int8 model misses the 0.999 bar on text; plus a dependency
 export), `channels_last` (one convolution in a ViT: no effect), `torch.jit.freeze` (none).
 
 The conversion is checked when the model loads: a probe image and two texts are encoded in fp32
-and in bf16, and if a cosine falls below `MIN_COSINE`, or anything fails, the original fp32
-tensors are put back and the log says why. A faster path is never required.
+and in bf16, and if a cosine falls below `MIN_COSINE`, or anything fails, an fp32 model is used
+instead and the log says why. A faster path is never required.
+
+The conversion is done in place, tensor by tensor, without keeping the fp32 originals: holding
+them for an exact undo put fp32 and bf16 weights in memory together (ViT-B-32: +600 MB of peak
+RSS for the few seconds of the check, the largest peak of a whole first index). The rare failure
+builds the fp32 model again instead (`rebuild`), which costs one more load, only then.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "MIN_COSINE",
     "PROBE_TEXTS",
     "CpuPrecisionChoice",
+    "CpuPrecisionResult",
     "apply_cpu_precision",
     "choose_cpu_precision",
     "native_bf16_unit",
@@ -129,21 +135,12 @@ def _convert_model(model: Any, dtype: Any) -> None:
     model.to(dtype)
 
 
-def _keep_originals(model: Any) -> Callable[[], None]:
-    """A function that puts `model`'s current parameters and buffers back exactly. They are
-    kept by reference, so nothing is copied; a conversion must replace tensors (as
-    `Module.to` does), not write into them."""
-    parameters = {name: tensor.detach() for name, tensor in model.named_parameters()}
-    buffers = dict(model.named_buffers())
+@dataclass(frozen=True)
+class CpuPrecisionResult:
+    """The model to use (the converted one, or a rebuilt fp32 one) and the choice made."""
 
-    def restore() -> None:
-        for name, parameter in model.named_parameters():
-            parameter.data = parameters[name]
-        for name in [name for name, _ in model.named_buffers()]:
-            owner, _, leaf = name.rpartition(".")
-            model.get_submodule(owner)._buffers[leaf] = buffers[name]
-
-    return restore
+    model: Any
+    choice: CpuPrecisionChoice
 
 
 def apply_cpu_precision(
@@ -151,23 +148,25 @@ def apply_cpu_precision(
     requested: str,
     normalised_pixels: Any,
     tokens: Any,
+    *,
+    rebuild: Callable[[], Any],
     convert: Callable[[Any, Any], None] | None = None,
-) -> CpuPrecisionChoice:
+) -> CpuPrecisionResult:
     """Switch an fp32 open_clip `model` on the CPU to the fastest precision that keeps its
-    vectors within `MIN_COSINE` of fp32, in place.
+    vectors within `MIN_COSINE` of fp32.
 
     `normalised_pixels` is a (1, 3, S, S) float32 model input (e.g. `probe_pixels` through the
     model's normalisation) and `tokens` a tokenised batch; both are encoded before and after the
-    conversion (`convert`, default: the whole model to bf16). On any failure the original fp32
-    tensors are put back and the reason is logged.
+    conversion (`convert`, default: the whole model to bf16, in place). When the conversion
+    fails or misses the bar, `rebuild()` must return the same model in fp32 again, and the
+    reason is logged.
     """
     import torch
 
     precision, reason = choose_cpu_precision(requested)
     if precision == "fp32":
         logger.info("CPU inference in fp32: %s", reason)
-        return CpuPrecisionChoice("fp32", reason, torch.float32)
-    restore = _keep_originals(model)
+        return CpuPrecisionResult(model, CpuPrecisionChoice("fp32", reason, torch.float32))
     try:
         reference = _probe_vectors(model, normalised_pixels, tokens)
         (convert or _convert_model)(model, torch.bfloat16)
@@ -178,10 +177,10 @@ def apply_cpu_precision(
                 f"its probe vectors are at cosine {cosine:.5f} to fp32's, below {MIN_COSINE}"
             )
     except Exception as exc:  # noqa: BLE001 - a faster path is optional; fp32 always works
-        restore()
         why = f"bf16 was chosen ({reason}) but {exc}; keeping fp32"
         logger.warning("CPU inference in fp32: %s", why)
-        return CpuPrecisionChoice("fp32", why, torch.float32)
+        return CpuPrecisionResult(rebuild(), CpuPrecisionChoice("fp32", why, torch.float32))
     logger.info("CPU inference in bf16 (%s; probe cosine to fp32 %.5f)", reason, cosine)
     image_dtype = next(model.visual.parameters()).dtype
-    return CpuPrecisionChoice("bf16", f"{reason}; probe cosine to fp32 {cosine:.5f}", image_dtype)
+    choice = CpuPrecisionChoice("bf16", f"{reason}; probe cosine to fp32 {cosine:.5f}", image_dtype)
+    return CpuPrecisionResult(model, choice)

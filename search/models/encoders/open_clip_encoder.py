@@ -125,7 +125,13 @@ class OpenClipEncoder:
         if device == "cpu":
             probe = self.pixel_transform.normalise(probe_pixels(self.image_size))
             tokens = self._tokenizer(list(PROBE_TEXTS))
-            self.cpu_precision = apply_cpu_precision(model, cpu_precision, probe, tokens)
+            del model  # self._model is the only reference: a failed conversion can drop it
+
+            def rebuild() -> Any:
+                return _create_model(spec, device, precision)[0].eval()
+
+            result = apply_cpu_precision(self._model, cpu_precision, probe, tokens, rebuild=rebuild)
+            self._model, self.cpu_precision = result.model, result.choice
             self._dtype = self.cpu_precision.image_dtype
         self.dim = int(self.encode_texts(["a photo"]).shape[1])
 
