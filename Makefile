@@ -25,8 +25,12 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
+# The accessibility tests inject axe-core (package.json, pinned in package-lock.json) into each
+# page; without npm they fail and say to run `npm ci`.
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund; \
+	else echo "npm not found: the accessibility tests need axe-core (apt-get install npm; npm ci)"; fi
 
 # mypy reads the packages' dependencies (torch, pydantic, ...), so the project installs too.
 install-lint: $(BIN)/python

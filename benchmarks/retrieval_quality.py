@@ -63,7 +63,7 @@ def main() -> None:
     texts = encoder.encode_texts([r["caption"] for r in rows])
     _, exact_ids = exact.search(texts, max(KS))
 
-    engine_hits, timings = [], {"encode_ms": [], "search_ms": [], "metadata_ms": [], "total_ms": []}
+    engine_hits, timings = [], {"encode_ms": [], "ann_ms": [], "metadata_ms": [], "total_ms": []}
     for row in rows:
         response = engine.search_text(row["caption"], k=max(KS), collection="world")
         engine_hits.append([hit.id for hit in response.results])

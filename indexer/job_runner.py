@@ -6,7 +6,13 @@ cannot lead out); none when it is unset. The CLI does not come through here and 
 
 Stopping the server stops a running job at its next batch (everything embedded so far is
 durable) and notes it on the job row; the next server start submits the same work again as a
-new job, which embeds only what was left, so an upgrade or restart does not lose a long run."""
+new job, which embeds only what was left, so an upgrade or restart does not lose a long run.
+
+`resume` does the same on request for a cancelled or failed job: a *new* job with the old one's
+paths, collection and model, its `args["resumed_from"]` naming the old one. The old row keeps
+its counts and errors (what that run did), and indexing is incremental, so the new job embeds
+only what is left. A job that is queued or running, or that a queued or running job already
+resumes, is refused with `JobConflictError` (409)."""
 
 from __future__ import annotations
 
@@ -15,21 +21,39 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.jobs import job_args, run_index_job
 from search.catalog import Catalog, JobInfo
 from search.catalog.schema import JobState
 from search.errors import ForbiddenError, InputError, PixseekError
-from search.job_schemas import JobRequest
+from search.job_schemas import ACTIVE_JOB_STATES, JobRequest
 from search.settings import Settings
 
-__all__ = ["SHUTDOWN_NOTE", "JobRunner", "check_allowed_root"]
+__all__ = ["SHUTDOWN_NOTE", "JobConflictError", "JobRunner", "check_allowed_root"]
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_NOTE = "interrupted: the server stopped; it resumes when the server starts again"
 _RESUMED_NOTE = "interrupted: the server stopped; job {job_id} resumed the work"
+
+
+class JobConflictError(PixseekError):
+    """A job cannot be resumed now: it (or the job resuming it) is queued or running, or it is
+    done. Answered with 409, like the other conflicts with the index's state."""
+
+    http_status = 409
+    code = "job_conflict"
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What one job indexes: the paths, the collection and the encoder of a new collection."""
+
+    paths: list[Path]
+    collection: str
+    model: str | None
 
 
 def check_allowed_root(path: Path, allowed_roots: list[Path]) -> None:
@@ -64,28 +88,42 @@ class JobRunner:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixseek-job")
         self._stop_flags: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
+        self._resume_lock = threading.Lock()  # two clicks on Resume queue one job, not two
         self._stopping = False
 
     def submit(self, request: JobRequest) -> JobInfo:
         """Queue an indexing job for `request.path` (absolute, inside the allowed roots)."""
-        path = Path(request.path).expanduser()
-        if not path.is_absolute():
-            raise InputError(
-                f"path {request.path!r} must be absolute (it is a path on the server)."
-            )
-        check_allowed_root(path, self.settings.allowed_roots)
-        if not path.exists():
-            raise InputError(f"path {request.path!r} does not exist on the server.")
-        job_id = self.catalog.create_job(
-            "index", job_args([path], request.collection, request.model, None)
-        )
+        work = _Work([Path(request.path).expanduser()], request.collection, request.model)
+        return self._queue(work)
+
+    def resume(self, job_id: int) -> JobInfo:
+        """Queue the work of stopped job `job_id` again as a new job (see the module)."""
+        with self._resume_lock:
+            job = self.catalog.get_job(job_id)
+            _check_resumable(job, self.catalog.list_jobs(500))
+            return self._queue(_work_of(job), resumed_from=job_id)
+
+    def _queue(self, work: _Work, resumed_from: int | None = None) -> JobInfo:
+        """Check `work`'s paths (absolute, allowed, existing) and queue it as a new job."""
+        for path in work.paths:
+            if not path.is_absolute():
+                raise InputError(
+                    f"path {str(path)!r} must be absolute (it is a path on the server)."
+                )
+            check_allowed_root(path, self.settings.allowed_roots)
+            if not path.exists():
+                raise InputError(f"path {str(path)!r} does not exist on the server.")
+        args = job_args(work.paths, work.collection, work.model, None)
+        if resumed_from is not None:
+            args["resumed_from"] = resumed_from
+        job_id = self.catalog.create_job("index", args)
         flag = threading.Event()
         with self._lock:
             self._stop_flags[job_id] = flag
-        self._executor.submit(self._run, job_id, path, request, flag)
+        self._executor.submit(self._run, job_id, work, flag)
         return self.catalog.get_job(job_id)
 
-    def _run(self, job_id: int, path: Path, request: JobRequest, flag: threading.Event) -> None:
+    def _run(self, job_id: int, work: _Work, flag: threading.Event) -> None:
         try:
             if flag.is_set():
                 if self._stopping and self.catalog.cancel_queued_job(job_id):
@@ -97,9 +135,9 @@ class JobRunner:
                 self.settings,
                 self.catalog,
                 job_id,
-                paths=[path],
-                collection=request.collection,
-                model_spec=request.model,
+                paths=work.paths,
+                collection=work.collection,
+                model_spec=work.model,
                 should_stop=flag.is_set,
             )
             if report.cancelled and self._stopping:
@@ -158,16 +196,10 @@ class JobRunner:
         for job in reversed(self.catalog.list_jobs(500)):
             if job.state != JobState.CANCELLED or job.error != SHUTDOWN_NOTE:
                 continue
-            paths = job.args.get("paths") or []
-            if job.kind != "index" or len(paths) != 1:
+            if job.kind != "index" or len(job.args.get("paths") or []) != 1:
                 continue
-            request = JobRequest(
-                path=str(paths[0]),
-                collection=job.args.get("collection") or "default",
-                model=job.args.get("model"),
-            )
             try:
-                new = self.submit(request)
+                new = self._queue(_work_of(job), resumed_from=job.id)
             except PixseekError as exc:  # the folder is gone, or no longer allowed
                 log.warning("job %s cannot resume: %s", job.id, exc)
                 self.catalog.finish_job(job.id, JobState.CANCELLED, error=f"not resumed: {exc}")
@@ -188,3 +220,40 @@ class JobRunner:
             for flag in self._stop_flags.values():
                 flag.set()
         self._executor.shutdown(wait=True, cancel_futures=False)
+
+
+def _work_of(job: JobInfo) -> _Work:
+    """The work job `job` was asked to do, from its recorded `args`; `InputError` for a run
+    this runner cannot repeat (a file list given to the CLI)."""
+    paths = job.args.get("paths") or []
+    if job.kind != "index" or not paths or job.args.get("from_list"):
+        raise InputError(
+            f"Job {job.id} cannot be resumed from here: it indexed "
+            f"{'a file list (--from-list)' if job.args.get('from_list') else 'no folder'}. "
+            "Run `pixseek index` on the server again."
+        )
+    return _Work(
+        [Path(path) for path in paths],
+        str(job.args.get("collection") or "default"),
+        job.args.get("model"),
+    )
+
+
+def _check_resumable(job: JobInfo, recent: list[JobInfo]) -> None:
+    """Raise `JobConflictError` unless `job` is stopped (cancelled or failed) and no job of
+    `recent` is already resuming it."""
+    if job.state in ACTIVE_JOB_STATES:
+        raise JobConflictError(
+            f"Job {job.id} is {job.state}; only a cancelled or failed job can be resumed."
+        )
+    if job.state == JobState.DONE:
+        where = ", ".join(job.args.get("paths") or []) or "the folder"
+        raise JobConflictError(
+            f"Job {job.id} is done; to index files added since, start a new job on {where}."
+        )
+    for other in recent:
+        if other.args.get("resumed_from") == job.id and other.state in ACTIVE_JOB_STATES:
+            raise JobConflictError(
+                f"Job {other.id} already resumes job {job.id} and is {other.state}; watch or "
+                "cancel it instead."
+            )

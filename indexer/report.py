@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.catalog.records import FailedImage
+from search.images.failures import failure_kind
 
 __all__ = ["MAX_FAILURES_KEPT", "IndexReport"]
 
@@ -41,7 +42,7 @@ class IndexReport:
     def add_failures(self, failed: Sequence[FailedImage], shown_path: Callable[[int], str]) -> None:
         """Count failed images by kind of reason, listing the first ones by `shown_path(id)`."""
         self.failed += len(failed)
-        self.failure_reasons.update(_reason_kind(reason) for _, reason in failed)
+        self.failure_reasons.update(failure_kind(reason) for _, reason in failed)
         room = MAX_FAILURES_KEPT - len(self.failures)
         if failed and room > 0:
             listed = failed[:room]
@@ -67,8 +68,3 @@ class IndexReport:
             "failed_files": [{"path": path, "reason": reason} for path, reason in self.failures],
             "failed_files_truncated": self.failed > len(self.failures),
         }
-
-
-def _reason_kind(reason: str) -> str:
-    """Group failure reasons for the summary: the text before the first colon."""
-    return reason.split(":", 1)[0]

@@ -1,5 +1,6 @@
-"""What the browser tests share: the real app under uvicorn on a free loopback port, and the
-headless Debian Chromium driven by Playwright (skipped locally when absent, a failure in CI)."""
+"""What the browser tests share: the real app under uvicorn on a free loopback port, the
+headless Debian Chromium driven by Playwright (skipped locally when absent, a failure in CI),
+and axe-core (from npm, `npm ci`) injected into a page to list its accessibility violations."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from search.settings import Settings
 from web.app import create_app
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "chromium", "serve_app"]
+__all__ = ["AXE_SCRIPT", "CHROMIUM", "CHROMIUM_ARGS", "axe_violations", "chromium", "serve_app"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,6 +33,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+AXE_SCRIPT = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
 START_CEILING_S = 120.0  # generous: a busy 2-core machine starts the app slowly
 
 
@@ -89,3 +92,21 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's violations on `page` as it is now (each with its rule `id`, `impact`, `help`
+    and the `nodes` it found). Without axe-core installed it skips locally, saying what to run,
+    and fails in CI (CI=true), like the browser itself."""
+    if not AXE_SCRIPT.is_file():
+        why = (
+            f"{AXE_SCRIPT} is missing: the accessibility tests need axe-core from npm; "
+            "run `npm ci` in the repository root (or `make install-test`)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    page.add_script_tag(path=str(AXE_SCRIPT))
+    return page.evaluate(  # type: ignore[no-any-return]
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )

@@ -12,6 +12,7 @@ from PIL import Image
 
 from search.settings import Settings
 from tests.conftest import Cli
+from tests.job_holds import HOLD_CEILING_S, job_held_until_cancel
 from tests.photos import PhotoSet
 from web.app import create_app
 
@@ -156,3 +157,71 @@ def test_server_jobs_decode_in_spawned_worker_processes(
                 data={"k": "3"},
             ).json()["results"]
         assert hits[0]["path"] == str(query) and hits[0]["score"] > 0.995, hits
+
+
+def test_resume_queues_the_rest_of_a_cancelled_job_as_a_new_job(tmp_path: Path) -> None:
+    corpus = _many_images(tmp_path / "many", 120)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model="tiny-test",
+        workers=0,
+        device="cpu",
+        batch_size=2,
+        allowed_roots=[corpus],
+        warm_on_start=False,
+    )
+    with _local_client(settings) as client, job_held_until_cancel() as held:
+        job = client.post("/api/jobs", json={"path": str(corpus), "collection": "c"}).json()
+        refused = client.post(f"/api/jobs/{job['id']}/resume")
+        assert refused.status_code == 409, refused.text  # queued or running: nothing to resume
+        assert refused.json()["error"]["code"] == "job_conflict"
+        assert held.wait(HOLD_CEILING_S), "the job never reported its first images"
+        client.post(f"/api/jobs/{job['id']}/cancel")
+        cancelled = _wait(client, job["id"], {"cancelled", "done", "failed"})
+        assert cancelled["state"] == "cancelled", cancelled
+        assert 0 < cancelled["done"] < 120
+
+        resumed = client.post(f"/api/jobs/{job['id']}/resume")
+        assert resumed.status_code == 202, resumed.text
+        new = resumed.json()
+        assert new["id"] != job["id"] and new["resumed_from"] == job["id"]
+        assert (new["collection"], new["args"]["paths"]) == ("c", [str(corpus)])
+        again = client.post(f"/api/jobs/{job['id']}/resume")
+        assert again.status_code == 409 and str(new["id"]) in again.json()["error"]["message"]
+
+        finished = _wait(client, new["id"], {"done", "failed", "cancelled"})
+        assert finished["state"] == "done", finished
+        assert finished["total"] == 120 - cancelled["done"], "the resumed job embeds what was left"
+        assert client.get("/api/stats").json()["embedded"] == 120
+        old = client.get(f"/api/jobs/{job['id']}").json()
+        assert (old["state"], old["done"]) == ("cancelled", cancelled["done"]), old
+        done = client.post(f"/api/jobs/{new['id']}/resume")
+        assert done.status_code == 409 and "done" in done.json()["error"]["message"]
+
+
+def test_resume_needs_the_admin_token_and_a_known_job(tmp_path: Path) -> None:
+    corpus = _many_images(tmp_path / "many", 60)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model="tiny-test",
+        workers=0,
+        device="cpu",
+        batch_size=2,
+        allowed_roots=[corpus],
+        admin_token=TOKEN,
+        warm_on_start=False,
+    )
+    with _local_client(settings) as client, job_held_until_cancel():
+        job = client.post("/api/jobs", json={"path": str(corpus)}, headers=AUTH).json()
+        client.post(f"/api/jobs/{job['id']}/cancel", headers=AUTH)  # queued or held: stops
+        stopped = _wait(client, job["id"], {"cancelled", "done", "failed"})
+        assert stopped["state"] == "cancelled", stopped
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = client.post(f"/api/jobs/{job['id']}/resume", headers=headers)
+            assert refused.status_code == 401, refused.text  # even from the server's machine
+        assert client.get("/api/jobs").json()[0]["id"] == job["id"], "a refused resume queued"
+        assert client.post("/api/jobs/9999/resume", headers=AUTH).status_code == 404
+        resumed = client.post(f"/api/jobs/{job['id']}/resume", headers=AUTH)
+        assert resumed.status_code == 202, resumed.text
+        finished = _wait(client, resumed.json()["id"], {"done", "failed", "cancelled"})
+        assert finished["state"] == "done" and finished["resumed_from"] == job["id"], finished

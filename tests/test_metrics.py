@@ -74,6 +74,11 @@ def test_metrics_show_search_stages_index_sizes_and_failures(
     similar = client.get(f"/api/images/{first['id']}/similar", params={"k": 2})
     assert similar.status_code == 200
     stages = set(similar.json()["timings"])
+    filtered = client.get("/api/search", params={"q": "red", "k": 2, "min_width": 1}).json()
+    assert {"encode_ms", "ann_ms", "filter_ms", "fusion_ms", "metadata_ms"} <= set(
+        filtered["timings"]
+    ), filtered["timings"]  # the stages the issue names: encode, ANN, filter, fusion (+ rerank)
+    stages |= set(filtered["timings"])
     samples = _samples(client)
     for stage in stages:
         assert _value(samples, "pixseek_search_stage_seconds_count", stage=stage[:-3]) >= 1

@@ -3,8 +3,8 @@
 - `pixseek_http_request_duration_seconds{method,route,status}`: latency per route *template*
   (`/api/images/{image_id}`, never the id: one series per route, not per image);
 - `pixseek_search_stage_seconds{stage}`: the engine's own per-stage timings of each search
-  (decode, encode, ann, text, metadata, rerank, total), observed by the routes through
-  `observe_search`;
+  (decode, encode, ann, filter, cutoff, text, fusion, metadata, rerank, total), observed by the
+  routes through `observe_search`;
 - read from the catalog at scrape time: images per collection and status, index sizes, failed
   images by reason, the rate of running indexing jobs, jobs by state, and whether warming
   finished.
@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from search.images.failures import failure_kind
 from web.request_id import current_request_id
 
 if TYPE_CHECKING:
@@ -88,10 +89,7 @@ class _CatalogCollector(Collector):
                 images.add_metric([info.name, str(status)], float(count))
             build = catalog.index_build(info.id)
             vectors.add_metric([info.name], float(build.count if build is not None else 0))
-            reasons = Counter(
-                reason.split(":", 1)[0].strip() or "unknown"
-                for _, reason in catalog.failures(info.id)
-            )
+            reasons = Counter(failure_kind(reason) for _, reason in catalog.failures(info.id))
             for reason, count in reasons.items():
                 failed.add_metric([info.name, reason], float(count))
         yield from (images, vectors, failed)

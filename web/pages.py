@@ -6,22 +6,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from search.errors import PixseekError
-from search.job_schemas import JobResponse
+from search.errors import ModelError, PixseekError
+from search.job_reader import JobReader
+from search.models.specs import parse_generative_spec
 from search.query.engine import SearchEngine
 from search.query.terms import QueryImage
-from search.schemas import SEARCH_MODES, ResultCount, SearchOptions, SearchRequest
+from search.schemas import (
+    MAX_QUESTION_CHARS,
+    SEARCH_MODES,
+    ResultCount,
+    SearchOptions,
+    SearchRequest,
+)
+from search.settings import Settings
 from web.deps import Engine, ImageId, read_upload
 from web.errors import validation_message
 from web.responses import SearchResponse, linked_detail, linked_response
 from web.search_page_state import PageState, read_options
 
-__all__ = ["router"]
+__all__ = ["captioner_configured", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -141,13 +149,20 @@ async def search_image_page(
     return _render(request, "index.html", context, status)
 
 
-@router.get("/images/{image_id}", response_class=HTMLResponse)
-def image_page(
-    request: Request,
-    engine: Engine,
-    image_id: ImageId,
-    k: Annotated[ResultCount | None, Query()] = None,
-) -> Response:
+def captioner_configured(settings: Settings) -> bool:
+    """Whether `settings.captioner` names a captioner at all (a preset without one, such as
+    `multilingual`, does not). Parsing reads no weights: a named model whose weights are
+    missing still counts, so the box is shown and its answer says what to download."""
+    try:
+        parse_generative_spec(settings.captioner, "captioner")
+    except ModelError:
+        return False
+    return True
+
+
+def _image_context(engine: SearchEngine, image_id: int, k: int | None) -> dict[str, Any]:
+    """The detail page's data: the image, its neighbours, and an empty question box when a
+    captioner is configured (not for a file that failed to decode: no model can read it)."""
     detail = engine.image_detail(image_id)
     similar = None
     if detail.status == "embedded":
@@ -157,14 +172,59 @@ def image_page(
         SearchOptions.model_validate({"q": f"id:{image_id}"}), False, engine.settings.default_k
     )
     context = _page_context(engine, image=linked_detail(detail), response=similar, state=state)
-    context["query"] = ""
-    return _render(request, "image.html", context)
+    context.update(
+        query="",
+        can_ask=detail.status != "failed" and captioner_configured(engine.settings),
+        max_question=MAX_QUESTION_CHARS,
+        question="",
+        answer=None,
+        ask_error=None,
+    )
+    return context
+
+
+@router.get("/images/{image_id}", response_class=HTMLResponse)
+def image_page(
+    request: Request,
+    engine: Engine,
+    image_id: ImageId,
+    k: Annotated[ResultCount | None, Query()] = None,
+) -> Response:
+    """One image: its file, catalog entry, similar images and (with a captioner) a question
+    box that `ask.js` answers in place."""
+    return _render(request, "image.html", _image_context(engine, image_id, k))
+
+
+@router.post("/images/{image_id}/ask", response_class=HTMLResponse)
+def ask_page(
+    request: Request,
+    engine: Engine,
+    image_id: ImageId,
+    question: Annotated[str, Form()] = "",
+) -> Response:
+    """The question box without JavaScript: the detail page again, with the answer or the
+    message saying why there is none (a missing model names what to download), at the status
+    `POST /api/images/{id}/ask` would answer."""
+    context = _image_context(engine, image_id, None)
+    context["question"], status = question, 200
+    try:
+        context["answer"] = engine.ask(image_id, question)
+    except PixseekError as exc:
+        context["ask_error"], status = str(exc), exc.http_status
+    return _render(request, "image.html", context, status)
 
 
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs_page(request: Request, engine: Engine) -> Response:
-    jobs = [JobResponse.from_info(job) for job in engine.catalog.list_jobs(50)]
-    token_required = bool(engine.settings.admin_token)
-    return _render(
-        request, "jobs.html", _page_context(engine, jobs=jobs, token_required=token_required)
+    """The jobs table as `GET /api/jobs` gives it, and the form to start one; jobs.js keeps
+    the table live from `GET /api/jobs/events` (same `jobs_limit`). The collection field
+    suggests the existing `collections`; the token field shows only when the server has an
+    admin token."""
+    jobs_limit = 50
+    context = _page_context(
+        engine,
+        jobs=JobReader(engine.catalog).recent(jobs_limit),
+        jobs_limit=jobs_limit,
+        token_required=bool(engine.settings.admin_token),
     )
+    return _render(request, "jobs.html", context)

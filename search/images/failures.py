@@ -7,7 +7,7 @@ through `source`, and `source` must not import the decoder back.
 
 from __future__ import annotations
 
-__all__ = ["DecodeFailure"]
+__all__ = ["DecodeFailure", "failure_kind"]
 
 
 class DecodeFailure(Exception):
@@ -18,3 +18,10 @@ class DecodeFailure(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def failure_kind(reason: str) -> str:
+    """The kind of a failure reason, which groups counts everywhere they are shown (`pixseek
+    index`, /metrics, the jobs page): the text before its first colon (`not an image: ...` ->
+    `not an image`)."""
+    return reason.split(":", 1)[0].strip() or "unknown"

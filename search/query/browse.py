@@ -89,10 +89,22 @@ def decode_cursor(token: str, fingerprint: str) -> BrowseKey:
 
 class CatalogBrowser:
     """Listings and counts of the catalog's embedded images. Cheap to build (it holds only the
-    catalog); thread-safe because every call opens its own transaction."""
+    catalog); thread-safe because every call opens its own transaction.
+
+    Build one per request: it remembers the collections it has looked up, so a page that asks
+    for a collection's summary, listing, folders, dates and failures reads its row once (a
+    collection renamed or dropped meanwhile is seen by the next request)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self._known: dict[str, CollectionInfo] = {}
+
+    def _require(self, name: str) -> CollectionInfo:
+        """The collection named `name` (read once per browser); `NotFoundError` if unknown."""
+        info = self._known.get(name)
+        if info is None:
+            info = self._known[name] = self.catalog.require_collection(name)
+        return info
 
     # -- collections -------------------------------------------------------------------------
 
@@ -104,15 +116,16 @@ class CatalogBrowser:
 
     def collection(self, name: str) -> CollectionSummary:
         """One collection's summary; an unknown name is a `NotFoundError` listing the known."""
-        info = self.catalog.require_collection(name)
+        info = self._require(name)
         with self.catalog.session() as s:
             counts = status_counts(s)
         return _summary(info, counts.get(info.id, {}))
 
+    def _collections(self, name: str | None) -> list[CollectionInfo]:
+        return [self._require(name)] if name else self.catalog.list_collections()
+
     def _collection_ids(self, name: str | None) -> list[int]:
-        if name:
-            return [self.catalog.require_collection(name).id]
-        return [info.id for info in self.catalog.list_collections()]
+        return [info.id for info in self._collections(name)]
 
     # -- listing -----------------------------------------------------------------------------
 
@@ -121,7 +134,8 @@ class CatalogBrowser:
         (None on the last page) and the size of the whole listing."""
         fingerprint = listing_fingerprint(options)
         after = decode_cursor(options.cursor, fingerprint) if options.cursor else None
-        collection_ids = self._collection_ids(options.collection)
+        listed = self._collections(options.collection)
+        collection_ids = [info.id for info in listed]
         total = self.catalog.count_matching(options.filters(), collection_ids)
         matching = matching_clause(options.filters(), collection_ids)
         with self.catalog.session() as s:
@@ -135,7 +149,7 @@ class CatalogBrowser:
             )
         more, keys = len(keys) > options.limit, keys[: options.limit]
         records = self.catalog.get_images([key.image_id for key in keys])
-        names = {info.id: info.name for info in self.catalog.list_collections()}
+        names = {info.id: info.name for info in listed}
         results = [
             _result(records[key.image_id], names)
             for key in keys
@@ -181,7 +195,7 @@ class CatalogBrowser:
     def failed_files(self, name: str, limit: int | None = None) -> list[FailedFileEntry]:
         """A collection's files that failed to index, by path, with their reasons (at most
         `limit`; `collection(name).failed` says how many there are)."""
-        info = self.catalog.require_collection(name)
+        info = self._require(name)
         return [
             FailedFileEntry(path=failed.path, reason=failed.reason)
             for failed in self.catalog.failed_files(info.id, limit=limit)

@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,9 +25,8 @@ from search.catalog import Catalog, CollectionInfo, ImageRecord
 from search.catalog.fulltext import full_text_search
 from search.errors import InputError, ModelMismatchError, NotFoundError
 from search.images.decode import DecodeFailure, decode_bytes, decode_stored
-from search.images.paths import decode_path, display_path
-from search.images.source import is_archive_member, read_image_bytes
-from search.images.thumbnails import thumbnail_for
+from search.images.originals import OriginalFile
+from search.images.thumbnails import CachedThumbnail
 from search.models import Encoder, load_encoder
 from search.models.specs import parse_encoder_spec
 from search.query.cutoff import DEFAULT_BACKGROUND_SIZE, BackgroundSample, auto_cutoff
@@ -446,7 +444,10 @@ class SearchEngine:
             encode, options, collections, fetch, timings
         )
         vector_hits = [hit for hit in vector_hits if hit[1] not in excluded]
-        cutoff_score = self._cutoff_score(vector_hits, options, indexes, query_vectors, collections)
+        with _timer(timings, "cutoff_ms"):
+            cutoff_score = self._cutoff_score(
+                vector_hits, options, indexes, query_vectors, collections
+            )
         clip = {image_id: score for score, image_id in vector_hits}
         text_scores: dict[int, float] = {}
         if options.mode in ("text", "hybrid") and query is not None:
@@ -454,17 +455,18 @@ class SearchEngine:
                 text_hits = full_text_search(
                     self.catalog, query, collection_ids=list(collections), limit=fetch
                 )
-                if options.filters is not None:
+            if options.filters is not None:
+                with _timer(timings, "filter_ms"):
                     matching = self.catalog.filter_ids(options.filters, [i for i, _ in text_hits])
                     text_hits = [(i, s) for i, s in text_hits if i in matching]
             text_scores = dict(text_hits)
-        ranked = rank_for_mode(
-            options.mode if query is not None else "vector", vector_hits, text_scores
-        )
-
-        if cutoff_score is not None and (options.mode == "vector" or query is None):
-            # the score is the CLIP score here: cut before reading rows (a cutoff fetches 1000)
-            ranked = [(score, i) for score, i in ranked if score >= cutoff_score]
+        with _timer(timings, "fusion_ms"):
+            ranked = rank_for_mode(
+                options.mode if query is not None else "vector", vector_hits, text_scores
+            )
+            if cutoff_score is not None and (options.mode == "vector" or query is None):
+                # the score is the CLIP score here: cut before reading rows (a cutoff fetches 1000)
+                ranked = [(score, i) for score, i in ranked if score >= cutoff_score]
         with _timer(timings, "metadata_ms"):
             records = self.catalog.get_images([image_id for _, image_id in ranked])
             ranked = [(s, i) for s, i in ranked if i in records and i not in excluded]
@@ -605,16 +607,18 @@ class SearchEngine:
             with _timer(timings, "encode_ms"):
                 if info.model_id not in query_vectors:
                     query_vectors[info.model_id] = encode(self._encoder(info, options.model), info)
-            with _timer(timings, "search_ms"):
+            with _timer(timings, "ann_ms"):
                 indexes[info.id] = index = self.index_for(info)
-                if options.mode == "text":
-                    continue
-                vector = query_vectors[info.model_id]
-                if options.filters is not None:
+            if options.mode == "text":
+                continue
+            vector = query_vectors[info.model_id]
+            if options.filters is not None:
+                with _timer(timings, "filter_ms"):  # the SQL filter and the exact ANN within it
                     vector_hits += filtered_vector_hits(
                         self.catalog, index, vector, options.filters, info.id, fetch
                     )
-                    continue
+                continue
+            with _timer(timings, "ann_ms"):
                 scores, ids = index.search(vector, fetch)
                 vector_hits += [
                     (float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0
@@ -694,22 +698,11 @@ class SearchEngine:
             tags=[Tag(label=t["label"], score=t["score"]) for t in record.tags or []],
         )
 
-    def image_file(self, image_id: int) -> tuple[Path | bytes, str]:
-        """The indexed file of an image (a path, or the bytes of a tar member) and its name:
-        only ever what the catalog says, never a path taken from a request."""
-        record = self.catalog.get_image(image_id)
-        name = record.display_path.rsplit("#", 1)[-1]
-        if is_archive_member(record.path):
-            try:
-                return read_image_bytes(record.path), name
-            except DecodeFailure as exc:
-                raise NotFoundError(f"The file of image {image_id} is gone: {exc.reason}.") from exc
-        path = decode_path(record.path)
-        if not path.is_file():
-            raise NotFoundError(
-                f"The file of image {image_id} ({display_path(record.path)}) is gone."
-            )
-        return path, name
+    def image_file(self, image_id: int) -> OriginalFile:
+        """The indexed file of an image, its name and content identity (read from disk only
+        when its content is asked for): only ever what the catalog says, never a path taken
+        from a request."""
+        return OriginalFile(self.catalog.get_image(image_id))
 
     def ask(self, image_id: int, question: str) -> AnswerResponse:
         """Answer a question about one image with the captioning/VQA model
@@ -740,8 +733,9 @@ class SearchEngine:
             ms=(time.perf_counter() - started) * 1000,
         )
 
-    def thumbnail(self, image_id: int) -> Path:
-        return thumbnail_for(self.catalog.get_image(image_id), self.settings.thumbnail_dir())
+    def thumbnail(self, image_id: int) -> CachedThumbnail:
+        """An image's thumbnail: its ETag from the catalog row, its file made on first use."""
+        return CachedThumbnail(self.catalog.get_image(image_id), self.settings.thumbnail_dir())
 
     def duplicates(
         self, *, threshold: float = DEFAULT_DUPLICATE_THRESHOLD, collection: str | None = None

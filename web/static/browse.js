@@ -1,8 +1,8 @@
-// The collection page's infinite scroll. Without JavaScript, "Next page" is a plain link to the
-// next page of the listing. With it, when that link scrolls into view, the next page is fetched
-// from GET /api/browse (its URL is the link's data-api, carrying the API's cursor), its images
-// are appended to the grid (an id already shown is skipped, so a page can never repeat one),
-// and the link moves on to the page after, until the API answers next_cursor = null.
+// The collection page's infinite scroll, the same as the search page's. Without JavaScript,
+// "Next page" is a plain link to the next page of the listing. With it, when that link scrolls
+// into view, that page is fetched and its cards (rendered by the one grid partial, so they are
+// the cards already shown) are appended to the grid, an id already shown being skipped so a
+// page can never repeat one, and the link moves on to the page after, until the last page.
 (function () {
   "use strict";
   const grid = document.getElementById("results");
@@ -15,66 +15,28 @@
   let loading = false;
   let stopped = false;  // after an error: no retry loop, the plain link is still there
 
-  function card(result) {
-    const name = result.path.split("/").pop();
-    const li = document.createElement("li");
-    li.className = "result";
-    li.dataset.id = String(result.id);
-    const anchor = document.createElement("a");
-    anchor.href = "/images/" + result.id;
-    anchor.title = result.path;
-    const img = document.createElement("img");
-    img.src = result.thumbnail_url;
-    img.alt = result.caption || name;
-    img.loading = "lazy";
-    if (result.width && result.height) {
-      img.width = result.width;
-      img.height = result.height;
-    }
-    anchor.append(img);
-    const meta = document.createElement("div");
-    meta.className = "meta";
-    const file = document.createElement("a");
-    file.className = "file";
-    file.href = result.file_url;
-    file.textContent = name;
-    meta.append(file);
-    if (result.taken_at) {
-      const time = document.createElement("time");
-      time.dateTime = result.taken_at;
-      time.textContent = result.taken_at.slice(0, 10);
-      meta.append(time);
-    }
-    li.append(anchor, meta);
-    return li;
-  }
-
-  function nextPageUrl(cursor) {
-    const page = new URL(link.href, location.href);
-    page.searchParams.set("cursor", cursor);
-    const api = new URL(link.dataset.api, location.href);
-    api.searchParams.set("cursor", cursor);
-    return [page.pathname + page.search, api.pathname + api.search];
-  }
-
   async function loadMore() {
     if (loading || stopped || !link.isConnected) return;
     loading = true;
     link.setAttribute("aria-busy", "true");
     try {
-      const response = await fetch(link.dataset.api, { headers: { Accept: "application/json" } });
-      const data = await response.json().catch(() => ({}));
+      const response = await fetch(link.href, { headers: { Accept: "text/html" } });
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
       if (!response.ok) {
-        throw new Error((data.error && data.error.message) || response.statusText);
+        const problem = page.getElementById("error");
+        throw new Error((problem && problem.textContent.trim()) || response.statusText);
       }
-      const fresh = data.results.filter((r) => !seen.has(String(r.id)));
-      fresh.forEach((r) => seen.add(String(r.id)));
-      grid.append(...fresh.map(card));
+      const fresh = [...page.querySelectorAll("#results li.result")]
+        .filter((li) => !seen.has(li.dataset.id));
+      fresh.forEach((li) => {
+        seen.add(li.dataset.id);
+        grid.append(document.adoptNode(li));
+      });
       if (shown) shown.textContent = String(seen.size);
-      if (data.next_cursor) {
-        const [page, api] = nextPageUrl(data.next_cursor);
-        link.href = page;
-        link.dataset.api = api;
+      const next = page.getElementById("next-page");
+      if (next) {
+        link.href = next.getAttribute("href");
+        link.dataset.api = next.dataset.api;
       } else {
         observer.disconnect();
         link.parentElement.remove();
