@@ -100,12 +100,10 @@ def test_cancelled_job_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         batch_size=2,
         allowed_roots=[corpus],
     )
-    with _local_client(settings) as client:
+    with _local_client(settings) as client, job_held_until_cancel() as held:
         job = client.post("/api/jobs", json={"path": str(corpus)}).json()
-        running = _wait(client, job["id"], {"running"})
-        assert running["state"] == "running"
-        while client.get(f"/api/jobs/{job['id']}").json()["done"] < 10:
-            time.sleep(0.05)
+        assert held.wait(HOLD_CEILING_S), "the job never reported its first images"
+        assert client.get(f"/api/jobs/{job['id']}").json()["state"] == "running"
         cancelled = client.post(f"/api/jobs/{job['id']}/cancel").json()
         assert cancelled["state"] == "cancelled", cancelled
         assert 0 < cancelled["done"] < 400

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from search.settings import Settings
+from tests.job_holds import HOLD_CEILING_S, job_held_until_cancel
 from web.app import create_app
 
 LOCAL = {"base_url": "http://127.0.0.1:8000", "client": ("127.0.0.1", 50000)}
@@ -48,11 +49,12 @@ def test_a_job_running_at_shutdown_is_checkpointed_and_resumed_at_start(tmp_path
         allowed_roots=[corpus],
         warm_on_start=False,
     )
-    with TestClient(create_app(settings), **LOCAL) as client:  # type: ignore[arg-type]
+    with (
+        job_held_until_cancel() as held,  # else an idle machine may finish all 300 first
+        TestClient(create_app(settings), **LOCAL) as client,  # type: ignore[arg-type]
+    ):
         job = client.post("/api/jobs", json={"path": str(corpus)}).json()
-        _wait_for(client, job["id"], {"running"})
-        while client.get(f"/api/jobs/{job['id']}").json()["done"] < 10:
-            time.sleep(0.05)
+        assert held.wait(HOLD_CEILING_S), "the job never reported its first images"
     # The app has shut down (lifespan exit): the job stopped at a batch boundary.
     with TestClient(create_app(settings), **LOCAL) as client:  # type: ignore[arg-type]
         jobs = client.get("/api/jobs").json()
